@@ -1,0 +1,17 @@
+"""sk_template: a fast, honest nearest-mean image classifier for scikit-learn.
+
+Public names
+------------
+NearestMeanImageClassifier
+    The estimator (``sk_template._classifier``).
+datasets
+    Image folders into ``X`` / ``y`` arrays (``sk_template.datasets``).
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from ._classifier import NearestMeanImageClassifier
+
+__version__ = "0.1.0"
+
+__all__ = ["NearestMeanImageClassifier", "__version__"]

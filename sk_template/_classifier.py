@@ -1,0 +1,467 @@
+"""Nearest-mean ("pixel similarity") classification with a PyTorch core."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import math
+import warnings
+import weakref
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._core import (
+    METRICS,
+    Centroids,
+    check_tensor,
+    class_stats,
+    compute_dtype,
+    device_available,
+    is_tensor,
+    pairwise_distances,
+    resolve_device,
+)
+
+# Centroids prepared on a device, per estimator.  Kept outside the estimator's
+# __dict__ so that it is never pickled, cloned or compared.
+_DEVICE_CACHE = weakref.WeakKeyDictionary()
+
+
+class NearestMeanImageClassifier(
+    ClassNamePrefixFeaturesOutMixin, ClassifierMixin, TransformerMixin, BaseEstimator
+):
+    """Nearest-mean classifier for images, with its distance core in PyTorch.
+
+    Each class is summarised by the mean of its training images (its
+    *centroid*, the "ideal 3" of pixel similarity); a new image gets the label
+    of the nearest centroid.  Fitting is a single pass that sums the rows of
+    each class, so it also learns incrementally (:meth:`partial_fit`) and from
+    data split across workers.  Distances run in PyTorch on the CPU or a GPU,
+    streamed in row chunks so memory stays bounded for any number of rows.
+
+    Parameters
+    ----------
+    metric : {"euclidean", "manhattan", "cosine"}, default="euclidean"
+        Distance between an image and a centroid.  ``"euclidean"`` ranks
+        classes as a root-mean-squared pixel difference does; ``"manhattan"``
+        as the mean absolute pixel difference.  Centroids are class means for
+        every metric.
+
+    device : str or torch.device, default="cpu"
+        Where the arithmetic runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+        ``"mps"``, ``"auto"`` (CUDA, then MPS, else CPU) or a
+        :class:`torch.device`.  A device that is not present is a
+        ``ValueError`` at fit.  The fitted model holds numpy arrays only: a
+        model fitted on a GPU loads and predicts on a machine without one (it
+        falls back to the CPU with a warning).
+
+    batch_size : int or "auto", default="auto"
+        Rows per chunk.  ``"auto"`` picks about 8 MiB of float32 per chunk.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, sorted.
+
+    centroids_ : ndarray of shape (n_classes, n_features), float64
+        The mean of each class.  A class declared to :meth:`partial_fit` but
+        not seen yet has a row of NaN and is never predicted.
+
+    class_count_ : ndarray of shape (n_classes,), float64
+        Total sample weight of each class (the number of rows, without
+        ``sample_weight``).
+
+    within_class_std_ : float
+        Pooled within-class standard deviation of one feature, the scale of
+        the probability model (see Notes).
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    sklearn.neighbors.NearestCentroid : The same rule in scikit-learn, with
+        median centroids for the Manhattan metric.
+
+    Notes
+    -----
+    **Probabilities.**  :meth:`predict_proba` is a softmax of the log
+    likelihoods of a generative model in which each class is an isotropic
+    distribution around its centroid with the pooled within-class variance
+    ``within_class_std_ ** 2`` per feature, estimated at fit from the same
+    sums as the centroids:
+
+    - ``"euclidean"``: Gaussian, ``log p(x | k) = -d_k**2 / (2 s**2)``;
+    - ``"manhattan"``: Laplace of the same variance,
+      ``log p(x | k) = -sqrt(2) d_k / s``;
+    - ``"cosine"``: Gaussian offset from the ray through the centroid, for
+      small angles ``log p(x | k) = -m d_k / s**2`` with ``m`` the mean
+      squared norm of the training rows.
+
+    The log likelihood decreases with the distance, so the most probable class
+    is always the nearest centroid: :meth:`predict` is the argmax of
+    :meth:`predict_proba`.  Pixels are far from independent, so these
+    probabilities are sharp (over-confident); wrap the estimator in
+    :class:`sklearn.calibration.CalibratedClassifierCV` where calibrated
+    probabilities matter.
+
+    **Chunking.**  ``X`` goes to the device ``batch_size`` rows at a time in
+    its stored dtype and is upcast there: uint8 images are never copied whole
+    into floating point.  float64 input is computed in float64, everything else
+    in float32; sums are accumulated in float64 (float32 on MPS).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_template import NearestMeanImageClassifier
+    >>> X = np.array([[0, 0], [0, 10], [250, 250], [240, 255]], dtype=np.uint8)
+    >>> y = np.array([3, 3, 7, 7])
+    >>> clf = NearestMeanImageClassifier(metric="manhattan").fit(X, y)
+    >>> clf.centroids_
+    array([[  0. ,   5. ],
+           [245. , 252.5]])
+    >>> clf.predict(np.array([[10, 20], [200, 230]], dtype=np.uint8))
+    array([3, 7])
+    """
+
+    _parameter_constraints: dict = {
+        "metric": [StrOptions(set(METRICS))],
+        "device": [str, torch.device],
+        "batch_size": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+    }
+
+    def __init__(self, metric="euclidean", *, device="cpu", batch_size="auto"):
+        self.metric = metric
+        self.device = device
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------------ fitting
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the class means.
+
+        Parameters
+        ----------
+        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
+            Training images, one flattened image per row.  Any real dtype;
+            uint8 stays uint8 until a chunk is on the device.
+
+        y : array-like of shape (n_samples,)
+            Class labels (ints, strings, ...).
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights.  An integer weight counts a row that many
+            times; a zero weight drops it.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        X, y = self._validate_X_y(X, y, reset=True)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if self.classes_.size < 2:
+            raise ValueError(
+                "NearestMeanImageClassifier needs samples of at least 2 classes "
+                f"in the data; got 1 class: {self.classes_[0]!r}."
+            )
+        self._fit_stats(X, y_index, sample_weight, stats=None)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Update the class means with one batch of samples.
+
+        Calling ``partial_fit`` on the parts of a data set, in any order and
+        split, gives the model :meth:`fit` gives on the whole (to float
+        rounding).
+
+        Parameters
+        ----------
+        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
+            A batch of training images.
+
+        y : array-like of shape (n_samples,)
+            Their labels; each must be one of ``classes``.
+
+        classes : array-like of shape (n_classes,), default=None
+            Every label the model will know.  Required on the first call,
+            and when given later it must be the same set.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, as in :meth:`fit`.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        first_call = not hasattr(self, "classes_")
+        if first_call and classes is None:
+            raise ValueError(
+                "classes must be passed on the first call to partial_fit: the "
+                "model has to know every label before it has seen them all."
+            )
+        if classes is not None:
+            classes = np.unique(column_or_1d(np.asarray(classes)))
+            if first_call:
+                check_classification_targets(classes)
+                if classes.size < 2:
+                    raise ValueError(
+                        "NearestMeanImageClassifier needs at least 2 classes; "
+                        f"got classes={classes.tolist()!r}."
+                    )
+            elif not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"classes={classes.tolist()!r} is not the same as the "
+                    f"classes of the previous calls, {self.classes_.tolist()!r}."
+                )
+        X, y = self._validate_X_y(X, y, reset=first_call)
+        if first_call:
+            self.classes_ = classes
+        y_index = np.searchsorted(self.classes_, y)
+        y_index[y_index == self.classes_.size] = 0
+        unknown = self.classes_[y_index] != y
+        if unknown.any():
+            raise ValueError(
+                f"y contains labels {np.unique(y[unknown]).tolist()!r} that are not "
+                f"in classes={self.classes_.tolist()!r}."
+            )
+        self._fit_stats(X, y_index, sample_weight, stats=getattr(self, "_stats", None))
+        return self
+
+    def _fit_stats(self, X, y_index, sample_weight, stats):
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        device = resolve_device(self.device)
+        new = class_stats(
+            X,
+            y_index,
+            self.classes_.size,
+            sample_weight,
+            device=device,
+            batch_size=self.batch_size,
+        )
+        self._set_stats(new if stats is None else stats + new)
+
+    def _set_stats(self, stats):
+        """Derive the fitted attributes from the class statistics."""
+        if not (stats.weights > 0).any():
+            raise ValueError(
+                "sample_weight is zero for every sample: there is nothing to "
+                "average. Pass at least one positive weight."
+            )
+        self._stats = stats
+        self.class_count_ = stats.weights.copy()
+        self.centroids_ = stats.centroids()
+        variance = stats.within_class_variance()
+        if variance <= 0:
+            # Every row equals its class mean: keep probabilities defined.
+            variance = np.finfo(np.float64).eps * max(
+                1.0, float(np.nanmean(self.centroids_**2))
+            )
+        self.within_class_std_ = math.sqrt(variance)
+        return self
+
+    # --------------------------------------------------------------- validation
+    def _validate_X(self, X, *, reset):
+        if is_tensor(X):
+            X = X.detach()
+            if X.device.type == "cpu":
+                X = X.resolve_conj().resolve_neg().numpy()
+            else:
+                validate_data(self, X, skip_check_array=True, reset=reset)
+                return check_tensor(X)
+        # dtype="numeric": every real dtype is kept (uint8 images stay uint8),
+        # object arrays become float64.
+        return validate_data(self, X, reset=reset, dtype="numeric")
+
+    def _validate_X_y(self, X, y, *, reset):
+        if is_tensor(y):
+            y = y.detach().cpu().numpy()
+        if y is None:
+            raise ValueError(
+                "requires y to be passed, but the target y is None. "
+                f"{type(self).__name__} is a classifier: pass the labels."
+            )
+        X = self._validate_X(X, reset=reset)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        check_classification_targets(y)
+        return X, y
+
+    # --------------------------------------------------------------- prediction
+    def _device(self):
+        return resolve_device(self.device)
+
+    def _prepared_centroids(self, X):
+        device = self._device()
+        dtype = compute_dtype(X, device)
+        cached = _DEVICE_CACHE.get(self)
+        if (
+            cached is None
+            or cached.source is not self.centroids_
+            or cached.metric != self.metric
+            or cached.device != device
+            or cached.dtype != dtype
+        ):
+            cached = Centroids(self.centroids_, self.metric, device, dtype)
+            cached.source = self.centroids_
+            _DEVICE_CACHE[self] = cached
+        return cached
+
+    def transform(self, X):
+        """Distance from each sample to each class centroid.
+
+        Parameters
+        ----------
+        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
+            Images, one flattened image per row.
+
+        Returns
+        -------
+        distances : ndarray of shape (n_samples, n_classes)
+            ``distances[i, k]`` is the ``metric`` distance from ``X[i]`` to
+            ``centroids_[k]`` (infinite for a class with no samples yet).
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return pairwise_distances(
+            X, self._prepared_centroids(X), batch_size=self.batch_size
+        )
+
+    def _joint_log_likelihood(self, X):
+        # Computed in place on the distance matrix: this runs on every predict.
+        scores = self.transform(X)
+        s = self.within_class_std_
+        if self.metric == "euclidean":
+            scores /= s
+            np.square(scores, out=scores)
+            scores *= -0.5
+        elif self.metric == "manhattan":
+            scores *= -math.sqrt(2.0) / s
+        else:
+            stats = self._stats
+            scores *= -(stats.sq_norms.sum() / stats.weights.sum()) / s**2
+        return scores
+
+    def decision_function(self, X):
+        """Log likelihood of each class, up to a constant per sample.
+
+        Parameters
+        ----------
+        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
+            Images, one flattened image per row.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            Larger is nearer.  For two classes, the log-likelihood ratio of
+            ``classes_[1]`` over ``classes_[0]``, as scikit-learn's binary
+            classifiers return.
+        """
+        scores = self._joint_log_likelihood(X)
+        if self.classes_.size == 2:
+            return scores[:, 1] - scores[:, 0]
+        return scores
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
+            Images, one flattened image per row.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        scores = self._joint_log_likelihood(X)
+        scores -= scores.max(axis=1, keepdims=True)
+        scores -= np.log(np.exp(scores).sum(axis=1, keepdims=True))
+        return scores
+
+    def predict_proba(self, X):
+        """Probability of each class under the model described in Notes.
+
+        Parameters
+        ----------
+        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
+            Images, one flattened image per row.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1; the largest entry is the nearest centroid, the
+            class :meth:`predict` returns.
+        """
+        scores = self._joint_log_likelihood(X)
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+        return scores
+
+    def predict(self, X):
+        """Label of the nearest centroid.
+
+        Parameters
+        ----------
+        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
+            Images, one flattened image per row.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            ``classes_[argmax(predict_proba(X), axis=1)]``.
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    # ---------------------------------------------------------------- plumbing
+    @property
+    def _n_features_out(self):
+        return self.classes_.size
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        device = state.get("device", "cpu")
+        if "classes_" in state and not device_available(device):
+            warnings.warn(
+                f"This model was fitted with device={device!r}, which is not "
+                "available here; it will run on the CPU (device='cpu').",
+                UserWarning,
+                stacklevel=2,
+            )
+            self.device = "cpu"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags

@@ -1,0 +1,412 @@
+"""The PyTorch arithmetic behind :class:`~sk_template.NearestMeanImageClassifier`.
+
+Two jobs, both streamed over row chunks so memory stays bounded whatever the
+number of rows:
+
+* :func:`class_stats` -- per-class weighted sums, weights and squared norms
+  (float64 accumulators).  ``fit``, ``partial_fit``, ``sample_weight`` and
+  merging results computed on several workers are all this one sum.
+* :func:`pairwise_distances` -- distances from every row to every centroid.
+
+Data moves to the device one chunk at a time in its stored dtype (uint8 stays
+uint8 until the chunk is on the device) and is upcast there.  Nothing here
+knows about scikit-learn.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+METRICS = ("euclidean", "manhattan", "cosine")
+
+# Elements (rows * features) of one float chunk when ``batch_size="auto"``:
+# 2**21 float32 values = 8 MiB, which keeps a chunk in cache on a CPU and is
+# big enough to keep a GPU busy.
+_AUTO_CHUNK_ELEMENTS = 2**21
+
+# numpy dtypes torch can wrap without a copy and upcast on the device.
+_TORCH_NATIVE = {
+    np.dtype(t)
+    for t in (
+        np.uint8,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.float16,
+        np.float32,
+        np.float64,
+        np.bool_,
+    )
+}
+
+
+# --------------------------------------------------------------------------- devices
+def resolve_device(device):
+    """Turn a ``device`` parameter into an available :class:`torch.device`.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, ``"auto"`` (CUDA, then
+        MPS, else CPU) or a :class:`torch.device`.
+
+    Returns
+    -------
+    device : torch.device
+
+    Raises
+    ------
+    ValueError
+        If the string is not a device name or the device is not present.
+    """
+    if isinstance(device, str) and device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a device torch knows. Use 'cpu', 'cuda', "
+            "'cuda:N', 'mps', 'auto' or a torch.device."
+        ) from exc
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available on "
+                "this machine (torch.cuda.is_available() is False). Use "
+                "device='cpu' or device='auto'."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but this machine has only "
+                f"{torch.cuda.device_count()} CUDA device(s)."
+            )
+        return dev
+    if dev.type == "mps":
+        if not _mps_available():
+            raise ValueError(
+                f"device={device!r} was requested but MPS is not available on "
+                "this machine. Use device='cpu' or device='auto'."
+            )
+        return dev
+    raise ValueError(
+        f"device={device!r} is not supported; use 'cpu', 'cuda', 'cuda:N', 'mps' "
+        "or 'auto'."
+    )
+
+
+def device_available(device):
+    """Return whether :func:`resolve_device` would accept ``device``."""
+    try:
+        resolve_device(device)
+    except ValueError:
+        return False
+    return True
+
+
+def _mps_available():
+    backend = getattr(torch.backends, "mps", None)
+    return backend is not None and backend.is_available()
+
+
+def _accumulator_dtype(device):
+    # MPS has no float64; everywhere else sums are accumulated in float64.
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def compute_dtype(X, device):
+    """The float dtype distances to ``X`` are computed in on ``device``."""
+    # float64 input keeps float64 precision (as scikit-learn does); everything
+    # else -- uint8 images above all -- is computed in float32.
+    if X.dtype in (np.float64, torch.float64) and device.type != "mps":
+        return torch.float64
+    return torch.float32
+
+
+# --------------------------------------------------------------------------- tensors
+def is_tensor(X):
+    """Return whether ``X`` is a :class:`torch.Tensor`."""
+    return isinstance(X, torch.Tensor)
+
+
+def check_tensor(X, *, name="X"):
+    """Validate a 2-D tensor that stays on its device (no copy to the host).
+
+    Checks what :func:`sklearn.utils.check_array` would: two dimensions, at
+    least one row and one column, a real dtype and finite values.
+    """
+    if X.is_complex():
+        raise ValueError(f"Complex data not supported; {name} has dtype {X.dtype}.")
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array, got {X.ndim}D tensor instead for {name} with "
+            f"shape {tuple(X.shape)}. Reshape your data with X.reshape(-1, 1) if "
+            "it has a single feature or X.reshape(1, -1) if it is a single sample."
+        )
+    n_samples, n_features = X.shape
+    if n_samples < 1:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={tuple(X.shape)}) while a "
+            "minimum of 1 is required."
+        )
+    if n_features < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a "
+            "minimum of 1 is required."
+        )
+    if X.is_floating_point() and not bool(torch.isfinite(X).all()):
+        kind = "NaN" if bool(torch.isnan(X).any()) else "infinity"
+        raise ValueError(f"Input {name} contains {kind}.")
+    return X
+
+
+def batch_rows(batch_size, n_features):
+    """Rows per chunk for a ``batch_size`` parameter (an int or ``"auto"``)."""
+    if batch_size == "auto":
+        return int(max(64, min(65536, _AUTO_CHUNK_ELEMENTS // max(1, n_features))))
+    return int(batch_size)
+
+
+def iter_chunks(X, *, device, dtype, batch_size):
+    """Yield ``(start, stop, chunk)`` with ``chunk`` a float tensor on ``device``.
+
+    ``X`` is a 2-D numpy array (memory-mapped arrays included) or a tensor on
+    any device.  Each slice travels in its stored dtype and is upcast into one
+    reused buffer on ``device``: the yielded chunk is overwritten by the next
+    one and may be modified in place by the caller.
+    """
+    n_samples, n_features = X.shape
+    rows = min(batch_rows(batch_size, n_features), n_samples)
+    buffer = torch.empty((rows, n_features), dtype=dtype, device=device)
+    host = not is_tensor(X)
+    non_blocking = device.type == "cuda"
+    with warnings.catch_warnings():
+        # Read-only arrays (memory maps, np.frombuffer) are only ever read.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not")
+        for start in range(0, n_samples, rows):
+            stop = min(start + rows, n_samples)
+            part = X[start:stop]
+            if host:
+                if part.dtype not in _TORCH_NATIVE or not part.dtype.isnative:
+                    part = part.astype(np.float64)
+                part = torch.from_numpy(part)
+                if non_blocking:
+                    part = part.pin_memory()
+            chunk = buffer[: stop - start]
+            chunk.copy_(part, non_blocking=non_blocking)
+            yield start, stop, chunk
+
+
+# --------------------------------------------------------------------------- fitting
+@dataclass
+class ClassStats:
+    """Sufficient statistics of a nearest-mean model: sums per class.
+
+    Attributes
+    ----------
+    sums : ndarray of shape (n_classes, n_features), float64
+        Weighted sum of the rows of each class.
+    weights : ndarray of shape (n_classes,), float64
+        Total sample weight of each class (the count, for unit weights).
+    sq_norms : ndarray of shape (n_classes,), float64
+        Weighted sum of the squared Euclidean norms of the rows of each class.
+
+    Statistics of disjoint parts of a data set add up to the statistics of the
+    whole: ``stats(A) + stats(B) == stats(A ∪ B)``.
+    """
+
+    sums: np.ndarray
+    weights: np.ndarray
+    sq_norms: np.ndarray
+
+    @classmethod
+    def zeros(cls, n_classes, n_features):
+        return cls(
+            np.zeros((n_classes, n_features)),
+            np.zeros(n_classes),
+            np.zeros(n_classes),
+        )
+
+    def __add__(self, other):
+        if self.sums.shape != other.sums.shape:
+            raise ValueError(
+                "Cannot merge class statistics of shapes "
+                f"{self.sums.shape} and {other.sums.shape}."
+            )
+        return ClassStats(
+            self.sums + other.sums,
+            self.weights + other.weights,
+            self.sq_norms + other.sq_norms,
+        )
+
+    def centroids(self):
+        """Class means; rows of classes with zero weight are NaN."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = self.sums / self.weights[:, None]
+        means[self.weights <= 0] = np.nan
+        return means
+
+    def within_class_variance(self):
+        """Pooled within-class variance per feature (one number)."""
+        seen = self.weights > 0
+        total = self.weights[seen].sum()
+        n_features = self.sums.shape[1]
+        between = (self.sums[seen] ** 2).sum(axis=1) / self.weights[seen]
+        scatter = float(self.sq_norms[seen].sum() - between.sum())
+        return max(scatter, 0.0) / (n_features * total)
+
+
+def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
+    """Per-class weighted sums, weights and squared norms of ``X``.
+
+    Parameters
+    ----------
+    X : ndarray or torch.Tensor of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+        Class indices in ``[0, n_classes)``.
+    n_classes : int
+    sample_weight : ndarray of shape (n_samples,) or None
+        Non-negative weights; None means one per row.
+    device : torch.device
+    batch_size : int or "auto"
+
+    Returns
+    -------
+    stats : ClassStats
+    """
+    n_features = X.shape[1]
+    acc = _accumulator_dtype(device)
+    dtype = compute_dtype(X, device)
+    sums = torch.zeros((n_classes, n_features), dtype=acc, device=device)
+    part = torch.empty((n_classes, n_features), dtype=dtype, device=device)
+    weights = torch.zeros(n_classes, dtype=acc, device=device)
+    sq_norms = torch.zeros(n_classes, dtype=acc, device=device)
+    y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=device)
+    if sample_weight is not None:
+        sample_weight = torch.as_tensor(
+            np.asarray(sample_weight, dtype=np.float64), dtype=acc, device=device
+        )
+    for start, stop, chunk in iter_chunks(
+        X, device=device, dtype=dtype, batch_size=batch_size
+    ):
+        yc = y[start:stop]
+        sq = torch.linalg.vector_norm(chunk, dim=1).square_().to(acc)
+        if sample_weight is None:
+            wc = torch.ones(stop - start, dtype=acc, device=device)
+        else:
+            wc = sample_weight[start:stop]
+            chunk.mul_(wc.to(dtype)[:, None])
+            sq.mul_(wc)
+        # A chunk's sums in the compute dtype (exact for uint8 images in
+        # float32: a chunk holds far fewer than 2**24 / 255 rows), the running
+        # total in float64.
+        part.zero_().index_add_(0, yc, chunk)
+        sums.add_(part)
+        weights.index_add_(0, yc, wc)
+        sq_norms.index_add_(0, yc, sq)
+    return ClassStats(
+        sums.cpu().double().numpy(),
+        weights.cpu().double().numpy(),
+        sq_norms.cpu().double().numpy(),
+    )
+
+
+# --------------------------------------------------------------------------- distances
+class Centroids:
+    """Centroids prepared on a device for one metric and dtype.
+
+    Classes with a NaN centroid (no sample seen yet) get an infinite distance.
+    Rebuilt lazily by the estimator; never pickled.
+    """
+
+    def __init__(self, centroids, metric, device, dtype):
+        if metric not in METRICS:
+            raise ValueError(f"Unknown metric {metric!r}; expected one of {METRICS}.")
+        centroids = np.asarray(centroids, dtype=np.float64)
+        self.metric = metric
+        self.device = device
+        self.dtype = dtype
+        missing = np.isnan(centroids).any(axis=1)
+        centroids = np.where(missing[:, None], 0.0, centroids)
+        self.missing = torch.as_tensor(missing, device=device)
+        self.has_missing = bool(missing.any())
+        if metric in ("euclidean", "manhattan"):
+            # Work relative to the centroids' mean: distances do not change,
+            # the numbers get smaller, and the expansions below lose less to
+            # rounding.
+            shift = centroids.mean(axis=0)
+            shifted = centroids - shift
+            self.shift = torch.as_tensor(shift, dtype=dtype).to(device)
+            self.C = torch.as_tensor(shifted, dtype=dtype).to(device)
+            # The centroids' term of each expansion: |c|^2 or sum c.
+            term = shifted**2 if metric == "euclidean" else shifted
+            self.c_term = torch.as_tensor(term.sum(axis=1), dtype=dtype).to(device)
+        else:  # cosine
+            norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+            unit = centroids / np.where(norms > 0, norms, 1.0)
+            self.C = torch.as_tensor(unit, dtype=dtype).to(device)
+
+    def distances(self, chunk):
+        """Distances from each row of ``chunk`` to each centroid; ``chunk``
+        may be overwritten."""
+        C = self.C
+        if self.metric == "euclidean":
+            chunk.sub_(self.shift)
+            # |x - c|^2 = |x|^2 - 2 x.c + |c|^2; (n_classes, d) @ (d, rows) is
+            # the fast orientation for few classes.
+            cross = torch.mm(C, chunk.T).T
+            sq_rows = torch.linalg.vector_norm(chunk, dim=1).square_()
+            d2 = cross.mul_(-2).add_(self.c_term).add_(sq_rows[:, None])
+            out = d2.clamp_min_(0).sqrt_()
+        elif self.metric == "manhattan":
+            chunk.sub_(self.shift)
+            # sum |x - c| = sum x + sum c - 2 sum min(x, c): two passes over
+            # the chunk per class instead of three.
+            by_class = torch.empty(
+                (C.shape[0], chunk.shape[0]), dtype=chunk.dtype, device=chunk.device
+            )
+            low = torch.empty_like(chunk)
+            for k in range(C.shape[0]):
+                torch.minimum(chunk, C[k], out=low)
+                torch.sum(low, dim=1, out=by_class[k])
+            out = by_class.T.mul_(-2).add_(chunk.sum(dim=1)[:, None])
+            out = out.add_(self.c_term).clamp_min_(0)
+        else:  # cosine
+            norms = torch.linalg.vector_norm(chunk, dim=1, keepdim=True)
+            chunk.div_(norms.clamp_min_(torch.finfo(chunk.dtype).tiny))
+            out = torch.mm(C, chunk.T).T.neg_().add_(1).clamp_(0, 2)
+        if self.has_missing:
+            out[:, self.missing] = math.inf
+        return out
+
+
+def pairwise_distances(X, centroids, *, batch_size):
+    """Distances from every row of ``X`` to every prepared centroid.
+
+    Parameters
+    ----------
+    X : ndarray or torch.Tensor of shape (n_samples, n_features)
+    centroids : Centroids
+    batch_size : int or "auto"
+
+    Returns
+    -------
+    distances : ndarray of shape (n_samples, n_classes), float64
+    """
+    out = np.empty((X.shape[0], centroids.C.shape[0]), dtype=np.float64)
+    for start, stop, chunk in iter_chunks(
+        X, device=centroids.device, dtype=centroids.dtype, batch_size=batch_size
+    ):
+        out[start:stop] = centroids.distances(chunk).cpu().numpy()
+    return out

@@ -1,0 +1,498 @@
+"""Tests of NearestMeanImageClassifier against known answers and scikit-learn."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import io
+import pickle
+import pickletools
+import warnings
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import load_digits
+from sklearn.metrics.pairwise import pairwise_distances
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.neighbors import NearestCentroid
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from sk_template import NearestMeanImageClassifier
+
+METRICS = ["euclidean", "manhattan", "cosine"]
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="CUDA is not available on this machine"
+)
+
+# Toy data with known answers: two classes of two points each.
+X_TOY = np.array([[0, 0], [0, 10], [250, 250], [240, 255]], dtype=np.uint8)
+Y_TOY = np.array([3, 3, 7, 7])
+CENTROIDS_TOY = np.array([[0.0, 5.0], [245.0, 252.5]])
+T_TOY = np.array([[10, 20], [200, 230], [130, 125]], dtype=np.uint8)
+# Manhattan distances of T_TOY to the centroids: 25 | 467.5, 425 | 67.5,
+# 250 | 242.5.
+TRUE_TOY = np.array([3, 7, 7])
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """sklearn's 8x8 digits as uint8 images, split once."""
+    X, y = load_digits(return_X_y=True)
+    X = (X * 16).clip(0, 255).astype(np.uint8)
+    return train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+
+
+# --------------------------------------------------------------------------- basics
+@pytest.mark.parametrize("metric", METRICS)
+def test_toy_known_answers(metric):
+    clf = NearestMeanImageClassifier(metric=metric).fit(X_TOY, Y_TOY)
+    assert_array_equal(clf.classes_, [3, 7])
+    assert_allclose(clf.centroids_, CENTROIDS_TOY)
+    assert clf.centroids_.dtype == np.float64
+    assert_array_equal(clf.class_count_, [2.0, 2.0])
+    assert clf.n_features_in_ == 2
+    if metric != "cosine":
+        assert_array_equal(clf.predict(T_TOY), TRUE_TOY)
+
+
+def test_toy_distances_match_definition():
+    clf = NearestMeanImageClassifier(metric="manhattan").fit(X_TOY, Y_TOY)
+    assert_allclose(
+        clf.transform(T_TOY), [[25, 467.5], [425, 67.5], [250, 242.5]], rtol=1e-6
+    )
+    clf.set_params(metric="euclidean")
+    expected = np.sqrt(((T_TOY[:, None, :] - CENTROIDS_TOY[None]) ** 2).sum(-1))
+    # uint8 input is computed in float32; float64 input in float64.
+    assert_allclose(clf.transform(T_TOY), expected, rtol=1e-5)
+    assert_allclose(clf.transform(T_TOY.astype(np.float64)), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_transform_equals_sklearn_pairwise_distances(digits, metric, dtype):
+    X_train, X_test, y_train, _ = digits
+    clf = NearestMeanImageClassifier(metric=metric).fit(X_train.astype(dtype), y_train)
+    expected = pairwise_distances(
+        X_test.astype(np.float64), clf.centroids_, metric=metric
+    )
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    assert_allclose(clf.transform(X_test.astype(dtype)), expected, rtol=rtol, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_predictions_equal_nearest_centroid(digits, dtype):
+    X_train, X_test, y_train, _ = digits
+    ours = NearestMeanImageClassifier().fit(X_train.astype(dtype), y_train)
+    ref = NearestCentroid(metric="euclidean").fit(X_train, y_train)
+    assert_allclose(ours.centroids_, ref.centroids_)
+    assert_array_equal(ours.predict(X_test.astype(dtype)), ref.predict(X_test))
+
+
+def test_manhattan_ranks_as_mean_absolute_difference(digits):
+    """The source document's score: mean |image - mean image|, smallest wins."""
+    X_train, X_test, y_train, _ = digits
+    clf = NearestMeanImageClassifier(metric="manhattan").fit(X_train, y_train)
+    means = np.stack([X_train[y_train == c].mean(0) / 255 for c in clf.classes_])
+    mad = np.abs(X_test[:, None, :] / 255 - means[None]).mean(-1)
+    assert_array_equal(clf.predict(X_test), clf.classes_[mad.argmin(1)])
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64, "auto"])
+@pytest.mark.parametrize("metric", METRICS)
+def test_batch_size_does_not_change_results(digits, metric, batch_size):
+    X_train, X_test, y_train, _ = digits
+    ref = NearestMeanImageClassifier(metric=metric, batch_size=10_000)
+    ref.fit(X_train, y_train)
+    clf = NearestMeanImageClassifier(metric=metric, batch_size=batch_size)
+    clf.fit(X_train, y_train)
+    assert_allclose(clf.centroids_, ref.centroids_, rtol=1e-12)
+    assert_allclose(clf.transform(X_test), ref.transform(X_test), rtol=1e-5)
+    assert_array_equal(clf.predict(X_test), ref.predict(X_test))
+
+
+def test_accuracy_on_digits(digits):
+    X_train, X_test, y_train, y_test = digits
+    for metric in METRICS:
+        score = NearestMeanImageClassifier(metric=metric).fit(X_train, y_train)
+        # Nearest mean on 8x8 digits is a ~90% baseline, far above chance (10%).
+        assert score.score(X_test, y_test) > 0.85
+
+
+# ---------------------------------------------------------------- probabilities
+@pytest.mark.parametrize("metric", METRICS)
+def test_proba_sums_to_one_and_argmax_is_predict(digits, metric):
+    X_train, X_test, y_train, _ = digits
+    clf = NearestMeanImageClassifier(metric=metric).fit(X_train, y_train)
+    proba = clf.predict_proba(X_test)
+    assert proba.shape == (len(X_test), 10)
+    assert_allclose(proba.sum(axis=1), 1.0)
+    assert (proba >= 0).all()
+    pred = clf.predict(X_test)
+    assert_array_equal(clf.classes_[proba.argmax(axis=1)], pred)
+    # ... and the nearest centroid is the most probable class.
+    assert_array_equal(clf.classes_[clf.transform(X_test).argmin(axis=1)], pred)
+    assert_allclose(np.exp(clf.predict_log_proba(X_test)), proba, atol=1e-12)
+    scores = clf.decision_function(X_test)
+    assert_array_equal(clf.classes_[scores.argmax(axis=1)], pred)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_proba_is_soft_and_follows_the_documented_model(metric):
+    rng = np.random.RandomState(0)
+    centers = np.array([[0.0, 0.0], [3.0, 0.0]])
+    X = np.concatenate([c + rng.randn(500, 2) for c in centers]) + [0, 10]
+    y = np.repeat([0, 1], 500)
+    clf = NearestMeanImageClassifier(metric=metric).fit(X, y)
+    # Pooled within-class std of unit Gaussians is about 1.
+    assert clf.within_class_std_ == pytest.approx(1.0, rel=0.1)
+    proba = clf.predict_proba(X)
+    assert 0.05 < proba[:, 1].mean() < 0.95
+    if metric == "euclidean":
+        # Gaussian with shared isotropic variance: the log-odds of the
+        # two classes is -(d1**2 - d0**2) / (2 s**2).
+        d = clf.transform(X)
+        log_odds = -(d[:, 1] ** 2 - d[:, 0] ** 2) / (2 * clf.within_class_std_**2)
+        assert_allclose(clf.decision_function(X), log_odds, rtol=1e-8, atol=1e-8)
+
+
+def test_binary_decision_function_is_one_dimensional():
+    clf = NearestMeanImageClassifier().fit(X_TOY, Y_TOY)
+    scores = clf.decision_function(T_TOY)
+    assert scores.shape == (3,)
+    assert_array_equal(clf.classes_[(scores > 0).astype(int)], clf.predict(T_TOY))
+
+
+def test_identical_rows_keep_probabilities_defined():
+    X = np.array([[0, 0], [0, 0], [9, 9], [9, 9]])
+    clf = NearestMeanImageClassifier().fit(X, [0, 0, 1, 1])
+    proba = clf.predict_proba([[1, 1], [8, 8]])
+    assert np.isfinite(proba).all()
+    assert_array_equal(proba.argmax(axis=1), [0, 1])
+
+
+# ------------------------------------------------------------ partial_fit, weights
+@pytest.mark.parametrize("metric", METRICS)
+def test_partial_fit_over_any_split_equals_fit(digits, metric):
+    X_train, X_test, y_train, _ = digits
+    full = NearestMeanImageClassifier(metric=metric).fit(X_train, y_train)
+    rng = np.random.RandomState(42)
+    order = rng.permutation(len(X_train))
+    cuts = np.sort(rng.choice(len(X_train), size=5, replace=False))
+    inc = NearestMeanImageClassifier(metric=metric)
+    for part in np.split(order, cuts):
+        if len(part):
+            inc.partial_fit(X_train[part], y_train[part], classes=np.arange(10))
+    assert_allclose(inc.centroids_, full.centroids_, rtol=1e-12)
+    assert_allclose(inc.class_count_, full.class_count_)
+    assert inc.within_class_std_ == pytest.approx(full.within_class_std_, rel=1e-10)
+    assert_allclose(inc.predict_proba(X_test), full.predict_proba(X_test), atol=1e-8)
+
+
+def test_partial_fit_classes_not_seen_yet_are_never_predicted():
+    clf = NearestMeanImageClassifier()
+    clf.partial_fit(X_TOY[:2], Y_TOY[:2], classes=[3, 7, 9])
+    assert np.isnan(clf.centroids_[1:]).all()
+    assert_array_equal(clf.class_count_, [2, 0, 0])
+    assert_array_equal(clf.predict(T_TOY), [3, 3, 3])
+    proba = clf.predict_proba(T_TOY)
+    assert_allclose(proba, [[1, 0, 0]] * 3)
+    clf.partial_fit(X_TOY[2:], Y_TOY[2:])
+    assert_array_equal(clf.predict(T_TOY), [3, 7, 7])
+
+
+def test_partial_fit_errors():
+    clf = NearestMeanImageClassifier()
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X_TOY, Y_TOY)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        clf.partial_fit(X_TOY, [3, 3, 3, 3], classes=[3])
+    clf = NearestMeanImageClassifier().partial_fit(X_TOY, Y_TOY, classes=[3, 7])
+    with pytest.raises(ValueError, match=r"labels \[5\] that are not in classes"):
+        clf.partial_fit(X_TOY, [3, 5, 7, 7])
+    with pytest.raises(ValueError, match="is not the same as the classes"):
+        clf.partial_fit(X_TOY, Y_TOY, classes=[3, 7, 8])
+    with pytest.raises(ValueError, match="features"):
+        clf.partial_fit(np.zeros((2, 3)), [3, 7])
+
+
+def test_integer_weights_equal_repeated_rows(digits):
+    X_train, X_test, y_train, _ = digits
+    weights = np.random.RandomState(0).randint(0, 4, size=len(X_train))
+    weighted = NearestMeanImageClassifier().fit(X_train, y_train, weights)
+    repeated = NearestMeanImageClassifier().fit(
+        np.repeat(X_train, weights, axis=0), np.repeat(y_train, weights)
+    )
+    assert_allclose(weighted.centroids_, repeated.centroids_, rtol=1e-12)
+    assert_allclose(weighted.class_count_, repeated.class_count_)
+    assert weighted.within_class_std_ == pytest.approx(repeated.within_class_std_)
+    assert_allclose(
+        weighted.predict_proba(X_test), repeated.predict_proba(X_test), atol=1e-10
+    )
+
+
+def test_zero_weights_drop_rows():
+    X = np.vstack([X_TOY, [[255, 0], [0, 255]]])
+    y = np.concatenate([Y_TOY, [3, 7]])
+    clf = NearestMeanImageClassifier().fit(X, y, sample_weight=[1, 1, 1, 1, 0, 0])
+    assert_allclose(clf.centroids_, CENTROIDS_TOY)
+
+
+def test_bad_sample_weight():
+    clf = NearestMeanImageClassifier()
+    with pytest.raises(ValueError, match="Negative values in data passed to"):
+        clf.fit(X_TOY, Y_TOY, sample_weight=[1, -1, 1, 1])
+    with pytest.raises(ValueError, match="non-zero|zero for every sample"):
+        clf.fit(X_TOY, Y_TOY, sample_weight=[0, 0, 0, 0])
+    with pytest.raises(ValueError, match="sample_weight.shape"):
+        clf.fit(X_TOY, Y_TOY, sample_weight=[1, 1])
+
+
+# ------------------------------------------------------------------------ inputs
+def test_input_types_give_the_same_model(digits):
+    pd = pytest.importorskip("pandas")
+    X_train, X_test, y_train, _ = digits
+    ref = NearestMeanImageClassifier().fit(X_train, y_train)
+    expected = ref.predict(X_test)
+    names = [f"px{i}" for i in range(X_train.shape[1])]
+    inputs = [
+        (X_train.astype(np.float32), X_test.astype(np.float32)),
+        (X_train.tolist(), X_test.tolist()),
+        (torch.from_numpy(X_train), torch.from_numpy(X_test)),
+        (pd.DataFrame(X_train, columns=names), pd.DataFrame(X_test, columns=names)),
+    ]
+    for X_fit, X_pred in inputs:
+        clf = NearestMeanImageClassifier().fit(X_fit, y_train)
+        assert_allclose(clf.centroids_, ref.centroids_)
+        pred = clf.predict(X_pred)
+        assert isinstance(pred, np.ndarray)
+        assert_array_equal(pred, expected)
+    assert_array_equal(clf.feature_names_in_, names)
+    assert_array_equal(
+        clf.get_feature_names_out(),
+        [f"nearestmeanimageclassifier{i}" for i in range(10)],
+    )
+
+
+def test_string_labels():
+    labels = np.array(["three", "three", "seven", "seven"])
+    clf = NearestMeanImageClassifier().fit(X_TOY, labels)
+    assert_array_equal(clf.classes_, ["seven", "three"])
+    assert_array_equal(clf.predict(T_TOY), ["three", "seven", "seven"])
+
+
+def test_torch_tensor_labels_and_grad_tensors():
+    X = torch.tensor(X_TOY, dtype=torch.float32, requires_grad=True)
+    clf = NearestMeanImageClassifier().fit(X, torch.tensor(Y_TOY))
+    assert_array_equal(clf.classes_, [3, 7])
+    assert_array_equal(clf.predict(torch.from_numpy(T_TOY)), TRUE_TOY)
+
+
+def test_read_only_and_memory_mapped_input(tmp_path, digits):
+    X_train, X_test, y_train, _ = digits
+    path = tmp_path / "X.npy"
+    np.save(path, X_train)
+    mapped = np.load(path, mmap_mode="r")
+    ref = NearestMeanImageClassifier().fit(X_train, y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = NearestMeanImageClassifier(batch_size=100).fit(mapped, y_train)
+        assert_allclose(clf.centroids_, ref.centroids_)
+        assert_array_equal(clf.predict(X_test), ref.predict(X_test))
+
+
+# ---------------------------------------------------------------- sklearn tools
+def test_pipeline_gridsearch_cross_val_score(digits):
+    X_train, X_test, y_train, y_test = digits
+    pipe = make_pipeline(
+        FunctionTransformer(lambda X: X / 255), NearestMeanImageClassifier()
+    )
+    pipe.fit(X_train, y_train)
+    direct = NearestMeanImageClassifier().fit(X_train, y_train)
+    assert_array_equal(pipe.predict(X_test), direct.predict(X_test))
+
+    scaled = make_pipeline(StandardScaler(), NearestMeanImageClassifier())
+    assert scaled.fit(X_train, y_train).score(X_test, y_test) > 0.85
+
+    search = GridSearchCV(
+        NearestMeanImageClassifier(), {"metric": METRICS}, cv=3, n_jobs=2
+    ).fit(X_train, y_train)
+    assert search.best_params_["metric"] in METRICS
+    assert search.cv_results_["mean_test_score"].min() > 0.8
+    assert search.score(X_test, y_test) > 0.85
+
+    scores = cross_val_score(pipe, X_train, y_train, cv=5)
+    assert scores.shape == (5,)
+    assert scores.min() > 0.8
+
+
+def test_joblib_round_trip_predicts_identically(tmp_path, digits):
+    X_train, X_test, y_train, _ = digits
+    for metric in METRICS:
+        clf = NearestMeanImageClassifier(metric=metric).fit(X_train, y_train)
+        before = clf.predict_proba(X_test)  # builds the device cache first
+        path = tmp_path / f"{metric}.joblib"
+        joblib.dump(clf, path)
+        loaded = joblib.load(path)
+        assert_array_equal(loaded.predict_proba(X_test), before)
+        assert_array_equal(loaded.predict(X_test), clf.predict(X_test))
+
+
+def _pickled_modules(obj):
+    """Modules named by GLOBAL/STACK_GLOBAL opcodes of a pickle of ``obj``."""
+    data = pickle.dumps(obj)
+    out = io.StringIO()
+    pickletools.dis(data, out=out)
+    return out.getvalue()
+
+
+def test_pickle_holds_no_torch_tensor(digits):
+    X_train, X_test, y_train, _ = digits
+    clf = NearestMeanImageClassifier().fit(X_train, y_train)
+    clf.predict(X_test)
+    listing = _pickled_modules(clf)
+    assert "torch" not in listing
+    assert "sk_template._classifier" in listing
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_model_fitted_for_cuda_loads_on_cpu_with_a_warning(digits):
+    X_train, X_test, y_train, _ = digits
+    clf = NearestMeanImageClassifier().fit(X_train, y_train)
+    expected = clf.predict(X_test)
+    # What a model fitted with device="cuda" looks like once pickled: numpy
+    # state and the parameter.
+    clf.device = "cuda"
+    data = pickle.dumps(clf)
+    with pytest.warns(UserWarning, match="device='cuda', which is not available"):
+        loaded = pickle.loads(data)
+    assert loaded.device == "cpu"
+    assert_array_equal(loaded.predict(X_test), expected)
+
+
+# -------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        ([[0.0, np.nan], [1, 1]], [0, 1], "Input X contains NaN"),
+        ([[0.0, np.inf], [1, 1]], [0, 1], "Input X contains infinity"),
+        ([0, 1, 2, 3], [0, 0, 1, 1], "Expected 2D array, got 1D array"),
+        (np.zeros((0, 4)), [], "0 sample"),
+        (X_TOY, [3, 3, 3, 3], "at least 2 classes"),
+        (X_TOY, [0.5, 1.5, 2.5, 3.5], "Unknown label type"),
+        (X_TOY, [3, 7], "inconsistent numbers of samples"),
+        ([["a", "b"], ["c", "d"]], [0, 1], "dtype='numeric' is not compatible"),
+    ],
+)
+def test_bad_fit_input(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        NearestMeanImageClassifier().fit(X, y)
+
+
+def test_wrong_feature_count_at_predict():
+    clf = NearestMeanImageClassifier().fit(X_TOY, Y_TOY)
+    with pytest.raises(ValueError, match="X has 3 features, but .* expecting 2"):
+        clf.predict(np.zeros((1, 3)))
+
+
+def test_predict_before_fit():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        NearestMeanImageClassifier().predict(X_TOY)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"metric": "chebyshev"}, "'metric' parameter .* must be a str among"),
+        ({"batch_size": -1}, "'batch_size' parameter .* must be an int in the range"),
+        ({"batch_size": 0}, "'batch_size' parameter"),
+        ({"batch_size": 2.5}, "'batch_size' parameter"),
+        ({"device": "tpu"}, "device='tpu' is not a device torch knows"),
+        ({"device": 3}, "'device' parameter"),
+    ],
+)
+def test_bad_parameters(params, match):
+    with pytest.raises(ValueError, match=match):
+        NearestMeanImageClassifier(**params).fit(X_TOY, Y_TOY)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", torch.device("cuda")])
+def test_absent_device_is_a_clear_error(device):
+    with pytest.raises(ValueError, match="CUDA is not available on this machine"):
+        NearestMeanImageClassifier(device=device).fit(X_TOY, Y_TOY)
+
+
+def test_auto_device_resolves_to_something_present(digits):
+    X_train, X_test, y_train, _ = digits
+    clf = NearestMeanImageClassifier(device="auto").fit(X_train, y_train)
+    ref = NearestMeanImageClassifier().fit(X_train, y_train)
+    assert_array_equal(clf.predict(X_test), ref.predict(X_test))
+
+
+# ------------------------------------------------------------------------- CUDA
+@needs_cuda
+@pytest.mark.parametrize("metric", METRICS)
+def test_cuda_matches_cpu(digits, metric):
+    X_train, X_test, y_train, _ = digits
+    cpu = NearestMeanImageClassifier(metric=metric).fit(X_train, y_train)
+    gpu = NearestMeanImageClassifier(metric=metric, device="cuda")
+    gpu.fit(X_train, y_train)
+    assert_allclose(gpu.centroids_, cpu.centroids_, rtol=1e-10)
+    assert_allclose(gpu.transform(X_test), cpu.transform(X_test), rtol=1e-5)
+    assert_array_equal(gpu.predict(X_test), cpu.predict(X_test))
+    # CUDA tensors in, numpy out.
+    X_gpu = torch.from_numpy(X_test).cuda()
+    pred = gpu.predict(X_gpu)
+    assert isinstance(pred, np.ndarray)
+    assert_array_equal(pred, cpu.predict(X_test))
+    fitted_on_gpu = NearestMeanImageClassifier(metric=metric).fit(
+        torch.from_numpy(X_train).cuda(), torch.from_numpy(y_train).cuda()
+    )
+    assert_allclose(fitted_on_gpu.centroids_, cpu.centroids_, rtol=1e-10)
+
+
+@needs_cuda
+def test_cuda_model_pickles_without_tensors(digits):
+    X_train, X_test, y_train, _ = digits
+    clf = NearestMeanImageClassifier(device="cuda").fit(X_train, y_train)
+    clf.predict(X_test)
+    assert "torch" not in _pickled_modules(clf)
+
+
+@needs_cuda
+def test_cuda_tensor_with_nan_is_rejected():
+    X = torch.tensor([[0.0, float("nan")], [1.0, 1.0]], device="cuda")
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        NearestMeanImageClassifier(device="cuda").fit(X, [0, 1])
+
+
+# ----------------------------------------------------------------- real MNIST
+@pytest.fixture(scope="module")
+def mnist():
+    if not MNIST.is_dir():
+        pytest.skip(f"real MNIST not found at {MNIST}")
+    from sk_template.datasets import read_idx
+
+    def load(prefix):
+        images = read_idx(MNIST / f"{prefix}-images-idx3-ubyte.gz")
+        labels = read_idx(MNIST / f"{prefix}-labels-idx1-ubyte.gz")
+        return images.reshape(len(images), -1), labels
+
+    return load("train"), load("t10k")
+
+
+def test_mnist_equals_nearest_centroid(mnist):
+    (X_train, y_train), (X_test, y_test) = mnist
+    ours = NearestMeanImageClassifier().fit(X_train, y_train)
+    ref = NearestCentroid(metric="euclidean").fit(X_train, y_train)
+    assert_allclose(ours.centroids_, ref.centroids_, rtol=1e-12)
+    for X in (X_train, X_test):
+        assert_array_equal(ours.predict(X), ref.predict(X))
+    # The well-known accuracy of nearest mean on MNIST.
+    assert ours.score(X_test, y_test) == pytest.approx(0.8203, abs=1e-4)

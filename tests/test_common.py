@@ -1,0 +1,22 @@
+"""scikit-learn's estimator checks over every public estimator."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_template import NearestMeanImageClassifier
+
+ESTIMATORS = [
+    NearestMeanImageClassifier(metric=metric)
+    for metric in ("euclidean", "manhattan", "cosine")
+]
+
+
+def _expected_failed_checks(estimator):
+    # Every check passes; a check that cannot pass goes here with its reason.
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
