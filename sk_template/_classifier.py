@@ -5,7 +5,7 @@
 import math
 import warnings
 import weakref
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
@@ -30,12 +31,14 @@ from ._core import (
     METRICS,
     Centroids,
     check_tensor,
+    class_medians,
     class_stats,
     compute_dtype,
     device_available,
     is_tensor,
     pairwise_distances,
     resolve_device,
+    shrink_centroids,
 )
 
 # Centroids prepared on a device, per estimator.  Kept outside the estimator's
@@ -60,8 +63,28 @@ class NearestMeanImageClassifier(
     metric : {"euclidean", "manhattan", "cosine"}, default="euclidean"
         Distance between an image and a centroid.  ``"euclidean"`` ranks
         classes as a root-mean-squared pixel difference does; ``"manhattan"``
-        as the mean absolute pixel difference.  Centroids are class means for
-        every metric.
+        as the mean absolute pixel difference.
+
+    centroid : {"mean", "median"}, default="mean"
+        How a class is summarised.  ``"mean"`` (every metric) is a sum and a
+        count, so it also learns incrementally and across workers.
+        ``"median"`` is the feature-wise median, scikit-learn's
+        ``NearestCentroid(metric="manhattan")`` centroid: it needs all the
+        rows of a class at once, so :meth:`partial_fit` is not available.
+
+    shrink_threshold : float, default=None
+        Nearest shrunken centroids, exactly as
+        :class:`sklearn.neighbors.NearestCentroid`: each centroid's
+        standardized offset from the overall mean is soft-thresholded by this
+        amount.
+
+    priors : {"uniform", "empirical"} or array-like of shape (n_classes,), \
+            default="uniform"
+        Class prior probabilities, added to the log likelihoods of the
+        probability model (see Notes).  ``"empirical"`` uses the class
+        proportions of the training data.  An array that does not sum to 1 is
+        normalised with a warning.  With the default, :meth:`predict` is the
+        nearest centroid.
 
     device : str or torch.device, default="cpu"
         Where the arithmetic runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
@@ -87,9 +110,20 @@ class NearestMeanImageClassifier(
         Total sample weight of each class (the number of rows, without
         ``sample_weight``).
 
+    class_prior_ : ndarray of shape (n_classes,)
+        The class priors.
+
+    within_class_std_dev_ : ndarray of shape (n_features,)
+        Pooled within-class standard deviation of each feature (about the
+        unshrunk centroids), as in scikit-learn's ``NearestCentroid``.
+
     within_class_std_ : float
-        Pooled within-class standard deviation of one feature, the scale of
-        the probability model (see Notes).
+        Pooled within-class standard deviation over all features, the scale
+        of the probability model (see Notes).
+
+    deviations_ : ndarray of shape (n_classes, n_features)
+        Standardized offsets of the centroids from the overall mean, after
+        shrinking (see ``shrink_threshold``).
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.
@@ -118,12 +152,13 @@ class NearestMeanImageClassifier(
       small angles ``log p(x | k) = -m d_k / s**2`` with ``m`` the mean
       squared norm of the training rows.
 
-    The log likelihood decreases with the distance, so the most probable class
-    is always the nearest centroid: :meth:`predict` is the argmax of
-    :meth:`predict_proba`.  Pixels are far from independent, so these
-    probabilities are sharp (over-confident); wrap the estimator in
-    :class:`sklearn.calibration.CalibratedClassifierCV` where calibrated
-    probabilities matter.
+    ``log(class_prior_)`` is added to each class's log likelihood.  The log
+    likelihood decreases with the distance, so with uniform priors the most
+    probable class is always the nearest centroid; whatever the priors,
+    :meth:`predict` is the argmax of :meth:`predict_proba`.  Pixels are
+    far from independent, so these probabilities are sharp (over-confident);
+    wrap the estimator in :class:`sklearn.calibration.CalibratedClassifierCV`
+    where calibrated probabilities matter.
 
     **Chunking.**  ``X`` goes to the device ``batch_size`` rows at a time in
     its stored dtype and is upcast there: uint8 images are never copied whole
@@ -146,6 +181,9 @@ class NearestMeanImageClassifier(
 
     _parameter_constraints: dict = {
         "metric": [StrOptions(set(METRICS))],
+        "centroid": [StrOptions({"mean", "median"})],
+        "shrink_threshold": [Interval(Real, 0, None, closed="neither"), None],
+        "priors": ["array-like", StrOptions({"uniform", "empirical"})],
         "device": [str, torch.device],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
@@ -153,8 +191,20 @@ class NearestMeanImageClassifier(
         ],
     }
 
-    def __init__(self, metric="euclidean", *, device="cpu", batch_size="auto"):
+    def __init__(
+        self,
+        metric="euclidean",
+        *,
+        centroid="mean",
+        shrink_threshold=None,
+        priors="uniform",
+        device="cpu",
+        batch_size="auto",
+    ):
         self.metric = metric
+        self.centroid = centroid
+        self.shrink_threshold = shrink_threshold
+        self.priors = priors
         self.device = device
         self.batch_size = batch_size
 
@@ -188,9 +238,26 @@ class NearestMeanImageClassifier(
                 "NearestMeanImageClassifier needs samples of at least 2 classes "
                 f"in the data; got 1 class: {self.classes_[0]!r}."
             )
-        self._fit_stats(X, y_index, sample_weight, stats=None)
-        return self
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        stats = self._class_stats(X, y_index, sample_weight)
+        medians = None
+        if self.centroid == "median":
+            medians = class_medians(X, y_index, self.classes_.size, sample_weight)
+        return self._set_state(stats, medians)
 
+    def _check_incremental(self):
+        if self.centroid != "mean":
+            raise AttributeError(
+                "partial_fit is not available with centroid='median': a median "
+                "cannot be updated one batch at a time. Use centroid='mean', or "
+                "fit on all the data at once."
+            )
+        return True
+
+    @available_if(_check_incremental)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Update the class means with one batch of samples.
@@ -250,43 +317,91 @@ class NearestMeanImageClassifier(
                 f"y contains labels {np.unique(y[unknown]).tolist()!r} that are not "
                 f"in classes={self.classes_.tolist()!r}."
             )
-        self._fit_stats(X, y_index, sample_weight, stats=getattr(self, "_stats", None))
-        return self
-
-    def _fit_stats(self, X, y_index, sample_weight, stats):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        device = resolve_device(self.device)
-        new = class_stats(
+        stats = self._class_stats(X, y_index, sample_weight)
+        if not first_call:
+            stats = self._stats + stats
+        return self._set_state(stats)
+
+    def _class_stats(self, X, y_index, sample_weight):
+        return class_stats(
             X,
             y_index,
             self.classes_.size,
             sample_weight,
-            device=device,
+            device=resolve_device(self.device),
             batch_size=self.batch_size,
         )
-        self._set_stats(new if stats is None else stats + new)
 
-    def _set_stats(self, stats):
-        """Derive the fitted attributes from the class statistics."""
+    def _set_state(self, stats, medians=None):
+        """Derive every fitted attribute from the class statistics.
+
+        Parameters
+        ----------
+        stats : ClassStats
+            Sums of the data (see :mod:`sk_template._core`).
+        medians : tuple of ndarray, default=None
+            ``(medians, scatter)`` from :func:`class_medians` when
+            ``centroid="median"``.
+        """
         if not (stats.weights > 0).any():
             raise ValueError(
                 "sample_weight is zero for every sample: there is nothing to "
                 "average. Pass at least one positive weight."
             )
+        n_classes, n_features = stats.sums.shape
+        total = stats.weights.sum()
+        if medians is None:
+            centers, scatter = stats.means(), stats.within_class_scatter()
+        else:
+            centers, scatter = medians
         self._stats = stats
+        self._medians = medians
         self.class_count_ = stats.weights.copy()
-        self.centroids_ = stats.centroids()
-        variance = stats.within_class_variance()
+        self.class_prior_ = self._class_prior(stats.weights)
+        dof = total - n_classes if total > n_classes else total
+        self.within_class_std_dev_ = np.sqrt(scatter / dof)
+        self.deviations_, self.centroids_ = shrink_centroids(
+            centers,
+            stats.overall_mean(),
+            self.within_class_std_dev_,
+            stats.weights,
+            self.shrink_threshold,
+        )
+        variance = scatter.sum() / (n_features * total)
         if variance <= 0:
-            # Every row equals its class mean: keep probabilities defined.
+            # Every row equals its class centre: keep probabilities defined.
             variance = np.finfo(np.float64).eps * max(
-                1.0, float(np.nanmean(self.centroids_**2))
+                1.0, float(np.nanmean(centers**2))
             )
         self.within_class_std_ = math.sqrt(variance)
         return self
+
+    def _class_prior(self, weights):
+        n_classes = weights.size
+        if isinstance(self.priors, str):
+            if self.priors == "uniform":
+                return np.full(n_classes, 1.0 / n_classes)
+            return weights / weights.sum()
+        prior = column_or_1d(np.asarray(self.priors, dtype=np.float64))
+        if prior.size != n_classes:
+            raise ValueError(
+                f"priors has {prior.size} entries but there are {n_classes} "
+                "classes; pass one prior per class, in the order of classes_."
+            )
+        if (prior < 0).any():
+            raise ValueError("priors must be non-negative.")
+        if not np.isclose(prior.sum(), 1.0):
+            warnings.warn(
+                "The priors do not sum to 1. Normalizing such that it sums to one.",
+                UserWarning,
+                stacklevel=4,
+            )
+            prior = prior / prior.sum()
+        return prior
 
     # --------------------------------------------------------------- validation
     def _validate_X(self, X, *, reset):
@@ -367,7 +482,10 @@ class NearestMeanImageClassifier(
             scores *= -math.sqrt(2.0) / s
         else:
             stats = self._stats
-            scores *= -(stats.sq_norms.sum() / stats.weights.sum()) / s**2
+            scores *= -(stats.sq_sums.sum() / stats.weights.sum()) / s**2
+        if not (isinstance(self.priors, str) and self.priors == "uniform"):
+            with np.errstate(divide="ignore"):
+                scores += np.log(self.class_prior_)
         return scores
 
     def decision_function(self, X):

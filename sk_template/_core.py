@@ -211,7 +211,7 @@ def iter_chunks(X, *, device, dtype, batch_size):
 # --------------------------------------------------------------------------- fitting
 @dataclass
 class ClassStats:
-    """Sufficient statistics of a nearest-mean model: sums per class.
+    """Sufficient statistics of a nearest-mean model: sums.
 
     Attributes
     ----------
@@ -219,24 +219,17 @@ class ClassStats:
         Weighted sum of the rows of each class.
     weights : ndarray of shape (n_classes,), float64
         Total sample weight of each class (the count, for unit weights).
-    sq_norms : ndarray of shape (n_classes,), float64
-        Weighted sum of the squared Euclidean norms of the rows of each class.
+    sq_sums : ndarray of shape (n_features,), float64
+        Weighted sum of the squares of each feature over all rows.
 
     Statistics of disjoint parts of a data set add up to the statistics of the
-    whole: ``stats(A) + stats(B) == stats(A ∪ B)``.
+    whole: ``stats(A) + stats(B) == stats(A ∪ B)``.  That is what
+    ``partial_fit`` and fitting on several workers rest on.
     """
 
     sums: np.ndarray
     weights: np.ndarray
-    sq_norms: np.ndarray
-
-    @classmethod
-    def zeros(cls, n_classes, n_features):
-        return cls(
-            np.zeros((n_classes, n_features)),
-            np.zeros(n_classes),
-            np.zeros(n_classes),
-        )
+    sq_sums: np.ndarray
 
     def __add__(self, other):
         if self.sums.shape != other.sums.shape:
@@ -247,28 +240,29 @@ class ClassStats:
         return ClassStats(
             self.sums + other.sums,
             self.weights + other.weights,
-            self.sq_norms + other.sq_norms,
+            self.sq_sums + other.sq_sums,
         )
 
-    def centroids(self):
+    def means(self):
         """Class means; rows of classes with zero weight are NaN."""
         with np.errstate(invalid="ignore", divide="ignore"):
             means = self.sums / self.weights[:, None]
         means[self.weights <= 0] = np.nan
         return means
 
-    def within_class_variance(self):
-        """Pooled within-class variance per feature (one number)."""
+    def overall_mean(self):
+        """Weighted mean of all rows."""
+        return self.sums.sum(axis=0) / self.weights.sum()
+
+    def within_class_scatter(self):
+        """Per feature, the weighted sum of squares about the class means."""
         seen = self.weights > 0
-        total = self.weights[seen].sum()
-        n_features = self.sums.shape[1]
-        between = (self.sums[seen] ** 2).sum(axis=1) / self.weights[seen]
-        scatter = float(self.sq_norms[seen].sum() - between.sum())
-        return max(scatter, 0.0) / (n_features * total)
+        between = (self.sums[seen] ** 2 / self.weights[seen, None]).sum(axis=0)
+        return np.maximum(self.sq_sums - between, 0.0)
 
 
 def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
-    """Per-class weighted sums, weights and squared norms of ``X``.
+    """Per-class weighted sums and weights, and per-feature squared sums.
 
     Parameters
     ----------
@@ -291,7 +285,7 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
     sums = torch.zeros((n_classes, n_features), dtype=acc, device=device)
     part = torch.empty((n_classes, n_features), dtype=dtype, device=device)
     weights = torch.zeros(n_classes, dtype=acc, device=device)
-    sq_norms = torch.zeros(n_classes, dtype=acc, device=device)
+    sq_sums = torch.zeros(n_features, dtype=acc, device=device)
     y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=device)
     if sample_weight is not None:
         sample_weight = torch.as_tensor(
@@ -301,25 +295,100 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
         X, device=device, dtype=dtype, batch_size=batch_size
     ):
         yc = y[start:stop]
-        sq = torch.linalg.vector_norm(chunk, dim=1).square_().to(acc)
+        squares = chunk * chunk
         if sample_weight is None:
-            wc = torch.ones(stop - start, dtype=acc, device=device)
+            weights.index_add_(0, yc, torch.ones_like(yc, dtype=acc))
         else:
             wc = sample_weight[start:stop]
-            chunk.mul_(wc.to(dtype)[:, None])
-            sq.mul_(wc)
+            weights.index_add_(0, yc, wc)
+            wc = wc.to(dtype)[:, None]
+            chunk.mul_(wc)
+            squares.mul_(wc)
         # A chunk's sums in the compute dtype (exact for uint8 images in
         # float32: a chunk holds far fewer than 2**24 / 255 rows), the running
-        # total in float64.
+        # totals in float64.
+        sq_sums.add_(squares.sum(dim=0))
         part.zero_().index_add_(0, yc, chunk)
         sums.add_(part)
-        weights.index_add_(0, yc, wc)
-        sq_norms.index_add_(0, yc, sq)
     return ClassStats(
         sums.cpu().double().numpy(),
         weights.cpu().double().numpy(),
-        sq_norms.cpu().double().numpy(),
+        sq_sums.cpu().double().numpy(),
     )
+
+
+def class_medians(X, y, n_classes, sample_weight=None):
+    """Feature-wise (weighted) median of each class, and the scatter about it.
+
+    The median needs every row of a class at once, so ``X`` is read class by
+    class on the host.  Without weights it is :func:`numpy.median`, exactly as
+    :class:`sklearn.neighbors.NearestCentroid` computes it; integer weights
+    give the median of the repeated rows.
+
+    Returns
+    -------
+    medians : ndarray of shape (n_classes, n_features)
+        NaN rows for classes with no weight.
+    scatter : ndarray of shape (n_features,)
+        Weighted sum of squares of the rows about their class median.
+    """
+    if is_tensor(X):
+        X = X.detach().cpu().numpy()
+    medians = np.full((n_classes, X.shape[1]), np.nan)
+    scatter = np.zeros(X.shape[1])
+    for k in range(n_classes):
+        rows = np.flatnonzero(y == k)
+        w = None if sample_weight is None else sample_weight[rows]
+        if w is not None:
+            rows, w = rows[w > 0], w[w > 0]
+        if rows.size == 0:
+            continue
+        Xk = np.asarray(X[rows], dtype=np.float64)
+        medians[k] = np.median(Xk, axis=0) if w is None else _weighted_median(Xk, w)
+        deviation = (Xk - medians[k]) ** 2
+        scatter += deviation.sum(axis=0) if w is None else w @ deviation
+    return medians, scatter
+
+
+def _weighted_median(X, w):
+    """Column-wise weighted median; the median of repeated rows for integer
+    weights (the mean of the two middle values when the total is even)."""
+    order = np.argsort(X, axis=0, kind="stable")
+    values = np.take_along_axis(X, order, axis=0)
+    cum = np.cumsum(w[order], axis=0)
+    half = cum[-1] / 2
+    low = (cum < half).sum(axis=0)  # first index with cum >= half
+    high = (cum <= half).sum(axis=0)  # first index with cum > half
+    high = np.minimum(high, len(X) - 1)
+    cols = np.arange(X.shape[1])
+    return (values[low, cols] + values[high, cols]) / 2
+
+
+def shrink_centroids(centroids, overall_mean, within_std, weights, threshold):
+    """Nearest shrunken centroids (Tibshirani et al., 2002), as scikit-learn.
+
+    Each centroid's standardized offset from the overall mean is soft
+    thresholded by ``threshold``; features whose offsets all shrink to zero
+    stop telling the classes apart.
+
+    Returns
+    -------
+    deviations : ndarray of shape (n_classes, n_features)
+        Standardized offsets after shrinking.
+    centroids : ndarray of shape (n_classes, n_features)
+        The shrunken centroids.
+    """
+    total = weights.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = np.sqrt(1.0 / weights - 1.0 / total)
+        ms = m[:, None] * (within_std + np.median(within_std))
+        deviations = (centroids - overall_mean) / ms
+    if threshold:
+        deviations = np.sign(deviations) * np.clip(
+            np.abs(deviations) - threshold, 0, None
+        )
+        centroids = overall_mean + ms * deviations
+    return deviations, centroids
 
 
 # --------------------------------------------------------------------------- distances

@@ -188,7 +188,8 @@ def test_partial_fit_over_any_split_equals_fit(digits, metric):
             inc.partial_fit(X_train[part], y_train[part], classes=np.arange(10))
     assert_allclose(inc.centroids_, full.centroids_, rtol=1e-12)
     assert_allclose(inc.class_count_, full.class_count_)
-    assert inc.within_class_std_ == pytest.approx(full.within_class_std_, rel=1e-10)
+    # Squares are summed per chunk in float32 for uint8 input.
+    assert inc.within_class_std_ == pytest.approx(full.within_class_std_, rel=1e-6)
     assert_allclose(inc.predict_proba(X_test), full.predict_proba(X_test), atol=1e-8)
 
 

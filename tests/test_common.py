@@ -7,8 +7,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sk_template import NearestMeanImageClassifier
 
 ESTIMATORS = [
-    NearestMeanImageClassifier(metric=metric)
-    for metric in ("euclidean", "manhattan", "cosine")
+    NearestMeanImageClassifier(metric="euclidean"),
+    NearestMeanImageClassifier(metric="manhattan"),
+    NearestMeanImageClassifier(metric="cosine"),
+    NearestMeanImageClassifier(metric="manhattan", centroid="median"),
+    NearestMeanImageClassifier(shrink_threshold=0.5),
+    NearestMeanImageClassifier(priors="empirical"),
 ]
 
 
