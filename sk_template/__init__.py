@@ -11,7 +11,8 @@ datasets
 # SPDX-License-Identifier: BSD-3-Clause
 
 from ._classifier import NearestMeanImageClassifier
+from ._parallel import fit_blocks, fit_dask
 
 __version__ = "0.1.0"
 
-__all__ = ["NearestMeanImageClassifier", "__version__"]
+__all__ = ["NearestMeanImageClassifier", "__version__", "fit_blocks", "fit_dask"]

@@ -450,6 +450,14 @@ class NearestMeanImageClassifier(
             _DEVICE_CACHE[self] = cached
         return cached
 
+    def _map_distances(self, X, reduce=None):
+        """Distances of ``X`` to the centroids, or ``reduce`` of each chunk."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return pairwise_distances(
+            X, self._prepared_centroids(X), batch_size=self.batch_size, reduce=reduce
+        )
+
     def transform(self, X):
         """Distance from each sample to each class centroid.
 
@@ -464,16 +472,11 @@ class NearestMeanImageClassifier(
             ``distances[i, k]`` is the ``metric`` distance from ``X[i]`` to
             ``centroids_[k]`` (infinite for a class with no samples yet).
         """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        return pairwise_distances(
-            X, self._prepared_centroids(X), batch_size=self.batch_size
-        )
+        return self._map_distances(X)
 
-    def _joint_log_likelihood(self, X):
-        # Computed in place on the distance matrix: this runs on every predict.
-        scores = self.transform(X)
-        s = self.within_class_std_
+    def _log_posterior(self, distances):
+        """Unnormalised log posterior of each class; overwrites ``distances``."""
+        scores, s = distances, self.within_class_std_
         if self.metric == "euclidean":
             scores /= s
             np.square(scores, out=scores)
@@ -488,8 +491,24 @@ class NearestMeanImageClassifier(
                 scores += np.log(self.class_prior_)
         return scores
 
+    def _proba(self, distances):
+        proba = self._log_posterior(distances)
+        proba -= proba.max(axis=1, keepdims=True)
+        np.exp(proba, out=proba)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return proba
+
+    def _log_proba(self, distances):
+        scores = self._log_posterior(distances)
+        scores -= scores.max(axis=1, keepdims=True)
+        scores -= np.log(np.exp(scores).sum(axis=1, keepdims=True))
+        return scores
+
+    def _predict_index(self, distances):
+        return self._proba(distances).argmax(axis=1)
+
     def decision_function(self, X):
-        """Log likelihood of each class, up to a constant per sample.
+        """Log posterior of each class, up to a constant per sample.
 
         Parameters
         ----------
@@ -499,11 +518,11 @@ class NearestMeanImageClassifier(
         Returns
         -------
         scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
-            Larger is nearer.  For two classes, the log-likelihood ratio of
-            ``classes_[1]`` over ``classes_[0]``, as scikit-learn's binary
-            classifiers return.
+            Larger is more probable (with uniform priors: nearer).  For two
+            classes, the log-odds of ``classes_[1]`` over ``classes_[0]``, as
+            scikit-learn's binary classifiers return.
         """
-        scores = self._joint_log_likelihood(X)
+        scores = self._map_distances(X, self._log_posterior)
         if self.classes_.size == 2:
             return scores[:, 1] - scores[:, 0]
         return scores
@@ -520,10 +539,7 @@ class NearestMeanImageClassifier(
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        scores = self._joint_log_likelihood(X)
-        scores -= scores.max(axis=1, keepdims=True)
-        scores -= np.log(np.exp(scores).sum(axis=1, keepdims=True))
-        return scores
+        return self._map_distances(X, self._log_proba)
 
     def predict_proba(self, X):
         """Probability of each class under the model described in Notes.
@@ -536,17 +552,16 @@ class NearestMeanImageClassifier(
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            Rows sum to 1; the largest entry is the nearest centroid, the
-            class :meth:`predict` returns.
+            Rows sum to 1; the largest entry is the class :meth:`predict`
+            returns (with uniform priors, the nearest centroid).
         """
-        scores = self._joint_log_likelihood(X)
-        scores -= scores.max(axis=1, keepdims=True)
-        np.exp(scores, out=scores)
-        scores /= scores.sum(axis=1, keepdims=True)
-        return scores
+        return self._map_distances(X, self._proba)
 
     def predict(self, X):
-        """Label of the nearest centroid.
+        """Label of the most probable class: with uniform priors, the nearest
+        centroid.
+
+        Only one label per row is kept, however many rows ``X`` has.
 
         Parameters
         ----------
@@ -558,8 +573,8 @@ class NearestMeanImageClassifier(
         y_pred : ndarray of shape (n_samples,)
             ``classes_[argmax(predict_proba(X), axis=1)]``.
         """
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
+        index = self._map_distances(X, self._predict_index)
+        return self.classes_[index]
 
     # ---------------------------------------------------------------- plumbing
     @property

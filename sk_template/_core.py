@@ -307,7 +307,7 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
         # A chunk's sums in the compute dtype (exact for uint8 images in
         # float32: a chunk holds far fewer than 2**24 / 255 rows), the running
         # totals in float64.
-        sq_sums.add_(squares.sum(dim=0))
+        sq_sums.add_(squares.sum(dim=0, dtype=acc))
         part.zero_().index_add_(0, yc, chunk)
         sums.add_(part)
     return ClassStats(
@@ -460,7 +460,7 @@ class Centroids:
         return out
 
 
-def pairwise_distances(X, centroids, *, batch_size):
+def pairwise_distances(X, centroids, *, batch_size, reduce=None):
     """Distances from every row of ``X`` to every prepared centroid.
 
     Parameters
@@ -468,14 +468,25 @@ def pairwise_distances(X, centroids, *, batch_size):
     X : ndarray or torch.Tensor of shape (n_samples, n_features)
     centroids : Centroids
     batch_size : int or "auto"
+    reduce : callable, default=None
+        Applied to the float64 distances of each chunk, shape
+        ``(rows, n_classes)``; its results are stacked.  With it, what is
+        kept for all of ``X`` is only what ``reduce`` returns (one label per
+        row, say), however many rows there are.
 
     Returns
     -------
-    distances : ndarray of shape (n_samples, n_classes), float64
+    out : ndarray
+        The distances, of shape (n_samples, n_classes), or the stacked
+        results of ``reduce``.
     """
-    out = np.empty((X.shape[0], centroids.C.shape[0]), dtype=np.float64)
+    out = None
     for start, stop, chunk in iter_chunks(
         X, device=centroids.device, dtype=centroids.dtype, batch_size=batch_size
     ):
-        out[start:stop] = centroids.distances(chunk).cpu().numpy()
+        distances = centroids.distances(chunk).cpu().numpy().astype(np.float64)
+        result = distances if reduce is None else reduce(distances)
+        if out is None:
+            out = np.empty((X.shape[0],) + result.shape[1:], dtype=result.dtype)
+        out[start:stop] = result
     return out
