@@ -439,10 +439,15 @@ def test_auto_device_resolves_to_something_present(digits):
 # ------------------------------------------------------------------------- CUDA
 @needs_cuda
 @pytest.mark.parametrize("metric", METRICS)
-def test_cuda_matches_cpu(digits, metric):
+@pytest.mark.parametrize("batch_size", ["auto", 97])  # 97: many chunks in flight
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_cuda_matches_cpu(digits, metric, batch_size, dtype):
     X_train, X_test, y_train, _ = digits
+    X_train, X_test = X_train.astype(dtype), X_test.astype(dtype)
     cpu = NearestMeanImageClassifier(metric=metric).fit(X_train, y_train)
-    gpu = NearestMeanImageClassifier(metric=metric, device="cuda")
+    gpu = NearestMeanImageClassifier(
+        metric=metric, device="cuda", batch_size=batch_size
+    )
     gpu.fit(X_train, y_train)
     assert_allclose(gpu.centroids_, cpu.centroids_, rtol=1e-10)
     assert_allclose(gpu.transform(X_test), cpu.transform(X_test), rtol=1e-5)
