@@ -1,0 +1,53 @@
+"""Write-then-rename helpers: nothing on disk is ever left half-written."""
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+
+def temp_sibling(target, tag="tmp"):
+    """Return an unused hidden path next to ``target`` for building it."""
+    target = Path(target)
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    return target.with_name(f".{target.name}.{tag}-{token}")
+
+
+def replace_dir(tmp, target):
+    """Move the finished folder ``tmp`` to ``target``, replacing what is there.
+
+    A folder cannot be renamed over a non-empty folder, so an existing
+    ``target`` is first renamed aside and deleted after the swap. If another
+    process wins the race, its result is kept and ``tmp`` is deleted.
+    """
+    tmp, target = Path(tmp), Path(target)
+    try:
+        os.replace(tmp, target)
+        return
+    except OSError:
+        if not target.exists():
+            raise
+    old = temp_sibling(target, "old")
+    try:
+        os.replace(target, old)
+    except FileNotFoundError:
+        pass  # someone else moved it away first
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        # Lost a race with another writer: keep theirs.
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_file_atomic(path, data):
+    """Write ``data`` (bytes) to ``path`` through a temporary sibling file."""
+    path = Path(path)
+    tmp = temp_sibling(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,601 @@
+"""Image folders into ``X`` / ``y``: discover, decode, cache, and return a Bunch."""
+
+import numbers
+import os
+import warnings
+
+import numpy as np
+
+from . import _cache
+from ._decode import decode_files, reference_shape
+from ._discover import discover, list_class_names, normalize_extensions
+from ._errors import CacheWarning, ImageDecodeError, SkippedImagesWarning
+from ._progress import Progress
+
+__all__ = ["iter_image_folder", "list_classes", "load_image_folder"]
+
+_MODES = (None, "L", "RGB", "RGBA")
+_DTYPES = (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64))
+_SHOWN_SKIPPED = 10
+
+
+def _check_options(mode, dtype, size, on_error):
+    if mode not in _MODES:
+        raise ValueError(
+            f"mode must be one of 'L', 'RGB', 'RGBA' or None; got {mode!r}."
+        )
+    try:
+        # np.dtype(None) is float64: refuse None rather than guess.
+        dtype = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype not in _DTYPES:
+        raise ValueError(
+            "dtype must be 'uint8' (pixels 0..255), 'float32' or 'float64' (pixels "
+            f"scaled to [0, 1]); got {dtype!r}."
+        )
+    if size is not None:
+        ok = (
+            isinstance(size, tuple | list)
+            and len(size) == 2
+            and all(
+                isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
+                for s in size
+            )
+        )
+        if not ok:
+            raise ValueError(
+                f"size must be None or a pair of positive ints (height, width); "
+                f"got {size!r}."
+            )
+        size = (int(size[0]), int(size[1]))
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip'; got {on_error!r}.")
+    return dtype, size
+
+
+def _random_permutation(n, random_state):
+    # sklearn is imported here, not at module level: joblib's decoding workers
+    # import this package, and should not pay for importing sklearn.
+    from sklearn.utils import check_random_state
+
+    return check_random_state(random_state).permutation(n)
+
+
+def _to_dtype(u8, dtype):
+    if dtype == np.uint8:
+        return u8
+    # Same float arithmetic as torch's ``t.float() / 255``.
+    return np.divide(u8, dtype.type(255), dtype=dtype)
+
+
+def _fmt_shape(shape):
+    return "x".join(str(s) for s in shape)
+
+
+def _raise_mismatch(base, paths, shape, reference, mismatched):
+    shown = "; ".join(f"{paths[i]} is {_fmt_shape(s)}" for i, s in mismatched[:5])
+    more = f" (and {len(mismatched) - 5} more)" if len(mismatched) > 5 else ""
+    raise ValueError(
+        f"The images in {str(base)!r} do not all have the same size: the first, "
+        f"{reference}, is {_fmt_shape(shape)}, but {len(mismatched)} differ: "
+        f"{shown}{more}. Pass size=(height, width) to resize every image to one "
+        "size, or remove the odd files."
+    )
+
+
+def _warn_skipped(skipped, stacklevel=3):
+    shown = "; ".join(f"{p} ({r})" for p, r in skipped[:_SHOWN_SKIPPED])
+    more = (
+        f"; and {len(skipped) - _SHOWN_SKIPPED} more"
+        if len(skipped) > _SHOWN_SKIPPED
+        else ""
+    )
+    warnings.warn(
+        f"Skipped {len(skipped)} unreadable image file(s): {shown}{more}.",
+        SkippedImagesWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _decode_all(
+    base, paths, mode, size, on_error, n_jobs, progress, shape=None, reference=None
+):
+    """Decode ``paths`` into one uint8 array.
+
+    ``shape`` is the shape every image must have, the one of the file
+    ``reference``; when None, the first readable file of ``paths`` sets it.
+    Returns ``(array, kept-row mask or None, skipped files, shape)``.
+    """
+    stop = on_error == "raise"
+    if shape is None:
+        shape, first_errors = reference_shape(paths, mode, size, stop)
+        if shape is None:
+            raise ValueError(
+                f"None of the {len(paths)} image files in {str(base)!r} could be "
+                f"read; the first is {paths[0]} ({first_errors[0][1]})."
+            )
+        reference = paths[len(first_errors)]
+    out, errors, mismatched = decode_files(
+        paths,
+        mode=mode,
+        size=size,
+        shape=shape,
+        stop_on_error=stop,
+        n_jobs=n_jobs,
+        progress=progress,
+    )
+    if errors and stop:
+        i, reason = errors[0]
+        raise ImageDecodeError(paths[i], reason)
+    if mismatched:
+        _raise_mismatch(base, paths, shape, reference, mismatched)
+    if not errors:
+        return out, None, [], shape
+    keep = np.ones(len(paths), dtype=bool)
+    keep[[i for i, _ in errors]] = False
+    skipped = [(paths[i], reason) for i, reason in errors]
+    return out[keep], keep, skipped, shape
+
+
+def _describe(base, split, target_names, counts, shape, mode, dtype):
+    per_class = ", ".join(
+        f"{name!s}: {c}" for name, c in zip(target_names, counts, strict=True)
+    )
+    return (
+        f"Image folder {str(base)!r}{f' (split {split!r})' if split else ''}\n"
+        f"{'=' * 40}\n\n"
+        f"Samples: {sum(counts)}\n"
+        f"Classes: {len(target_names)} ({per_class})\n"
+        f"Image shape: {_fmt_shape(shape)} (mode {mode!r})\n"
+        f"Features: {int(np.prod(shape))}, dtype {np.dtype(dtype).name}"
+        f"{' scaled to [0, 1]' if np.dtype(dtype).kind == 'f' else ''}\n\n"
+        "Loaded by sk_template.datasets.load_image_folder: labels are the class "
+        "folder names, rows are in class then natural file order unless "
+        "shuffled.\n"
+    )
+
+
+def load_image_folder(
+    root,
+    *,
+    split=None,
+    classes=None,
+    mode="L",
+    dtype="uint8",
+    size=None,
+    shuffle=False,
+    random_state=None,
+    return_X_y=False,
+    on_error="raise",
+    allow_empty=False,
+    extensions=None,
+    cache=True,
+    data_home=None,
+    mmap=False,
+    n_jobs=None,
+    verbose=True,
+):
+    """Load a folder of images, one sub-folder per class, as ``X`` and ``y``.
+
+    The folder is ``root/<class>/<image>``, or ``root/<split>/<class>/<image>``
+    with ``split`` naming the split (``"train"``, ``"valid"``, ...). Images in
+    folders nested inside a class folder belong to that class. Hidden files and
+    folders (names starting with "."), ``__MACOSX`` folders and files that are
+    not images (by extension, case-insensitive) are ignored, so a
+    ``labels.csv`` or ``.DS_Store`` never becomes a class or a sample.
+
+    The decoded pixels are cached on disk under ``data_home``; the cache is
+    keyed by the loading options and checked against every file's path, size
+    and modification time, so any change to the folder rebuilds it.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The folder holding the class folders, or the split folders.
+    split : str, default=None
+        Name of the split folder to load when ``root`` holds splits. Required
+        then; the error lists the splits found.
+    classes : list of str or int, default=None
+        The classes to load, in the order of ``target_names``: folder names, or
+        labels when the folder names are integers. ``None`` loads every class
+        folder, integer names in numeric order and other names in natural
+        order ("img2" before "img10").
+    mode : {"L", "RGB", "RGBA"} or None, default="L"
+        Pixel format: grayscale, colour, or colour with alpha, converted as
+        Pillow's ``Image.convert`` does (alpha is dropped, not composited).
+        ``None`` keeps the stored format ("L", "LA", "RGB" or "RGBA"; palette
+        images become "RGB" or "RGBA"). Samples of 16-bit images keep their
+        high byte.
+    dtype : {"uint8", "float32", "float64"}, default="uint8"
+        ``uint8`` keeps pixels 0..255; a float type scales them to [0, 1]
+        (``pixel / 255``), as the fastai book does.
+    size : tuple of int (height, width), default=None
+        Resize every image of another size to this one (Pillow's bicubic
+        filter). ``None`` requires every image to have one size: an error
+        lists a few files that differ.
+    shuffle : bool, default=False
+        Shuffle the samples. Without it, rows follow the classes and, inside a
+        class, the natural order of the file paths ("2.png" before "10.png").
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffle.
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+    on_error : {"raise", "skip"}, default="raise"
+        What to do with a file that cannot be decoded (empty, truncated,
+        corrupt, not an image): raise :class:`ImageDecodeError` naming it, or
+        leave it out and issue one :class:`SkippedImagesWarning` listing every
+        such file.
+    allow_empty : bool, default=False
+        Skip class folders that contain no images instead of raising.
+    extensions : list of str, default=None
+        File extensions to treat as images. ``None`` means png, jpg, jpeg, bmp,
+        gif, tif, tiff, webp, pgm and ppm.
+    cache : bool, default=True
+        Read and write the cache of decoded pixels.
+    data_home : str or path-like, default=None
+        Folder of the cache; see :func:`get_data_home` (argument, else the
+        ``SK_TEMPLATE_DATA`` environment variable, else ``~/sk_template_data``).
+    mmap : bool, default=False
+        Return ``data`` as a read-only memory map of the cache file instead of
+        an array in memory. Requires ``cache=True``, ``dtype="uint8"`` and
+        ``shuffle=False``.
+    n_jobs : int, default=None
+        Number of joblib workers decoding the files. ``None`` means 1 unless in
+        a :func:`joblib.parallel_config` context; ``-1`` means all processors.
+        Small folders are always decoded in one process. The result does not
+        depend on it.
+    verbose : bool, default=True
+        Show a progress bar on stderr when decoding takes more than a second.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object, with the following attributes.
+
+        data : ndarray of shape (n_samples, n_features)
+            One flattened image per row: ``n_features`` is ``h * w`` (times
+            the number of channels in colour modes).
+        target : ndarray of shape (n_samples,)
+            The label of each image: ints when every class folder name is an
+            integer, strings otherwise.
+        target_names : ndarray of shape (n_classes,)
+            The labels of the classes, in order.
+        images : ndarray of shape (n_samples, h, w) or (n_samples, h, w, c)
+            The same pixels as ``data`` (a view of the same memory).
+        filenames : ndarray of shape (n_samples,)
+            The path of each image file.
+        DESCR : str
+            A description of what was loaded.
+
+    (data, target) : tuple if ``return_X_y`` is True
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root`` does not exist.
+    NotADirectoryError
+        ``root`` is a file.
+    ImageDecodeError
+        A file cannot be decoded and ``on_error="raise"``.
+    ValueError
+        No classes or images found, a class folder without images, a split
+        that does not exist (or is needed), images of different sizes, or an
+        invalid parameter.
+
+    See Also
+    --------
+    iter_image_folder : The same images in batches, for data larger than memory.
+    list_classes : The class labels of a folder, without loading it.
+    write_image_folder : Write arrays out as such a folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sk_template.datasets import load_image_folder, write_image_folder
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> rng = np.random.default_rng(0)
+    >>> images = rng.integers(0, 256, size=(6, 4, 4), dtype=np.uint8)
+    >>> root = write_image_folder(images, [3, 7, 3, 7, 3, 7], tmp.name + "/digits")
+    >>> bunch = load_image_folder(root, data_home=tmp.name + "/cache")
+    >>> bunch.data.shape, bunch.images.shape
+    ((6, 16), (6, 4, 4))
+    >>> bunch.target
+    array([3, 3, 3, 7, 7, 7])
+    >>> bunch.target_names
+    array([3, 7])
+    >>> X, y = load_image_folder(root, dtype="float32", cache=False, return_X_y=True)
+    >>> float(X.max()) <= 1.0
+    True
+    >>> tmp.cleanup()
+    """
+    dtype, size = _check_options(mode, dtype, size, on_error)
+    if mmap and not cache:
+        raise ValueError("mmap=True maps the cache file into memory; set cache=True.")
+    if mmap and dtype != np.uint8:
+        raise ValueError(
+            "mmap=True maps the cached uint8 pixels; use dtype='uint8' and scale "
+            "them in your pipeline (e.g. FunctionTransformer(lambda X: X / 255))."
+        )
+    if mmap and shuffle:
+        raise ValueError(
+            "shuffle=True would copy the memory-mapped data into memory; use "
+            "shuffle=False and shuffle indices yourself (e.g. KFold(shuffle=True))."
+        )
+    listing = discover(
+        root,
+        split=split,
+        classes=classes,
+        allow_empty=allow_empty,
+        extensions=extensions,
+        stat=cache,
+    )
+    base = listing.base
+    cached = entry = fingerprint = None
+    if cache:
+        options = {
+            "split": split,
+            "classes": None if classes is None else [str(c) for c in classes],
+            "mode": mode,
+            "size": size,
+            "on_error": on_error,
+            "allow_empty": allow_empty,
+            "extensions": sorted(normalize_extensions(extensions)),
+        }
+        try:
+            entry = _cache.cache_dir(data_home, _cache.cache_key(base, options))
+        except OSError as exc:
+            if mmap or isinstance(exc, NotADirectoryError):
+                raise
+            # e.g. a read-only home folder: load without the cache.
+            warnings.warn(
+                f"The image cache is unavailable ({exc}); loading without it. "
+                "Pass data_home= a writable folder, or cache=False.",
+                CacheWarning,
+                stacklevel=2,
+            )
+            cache = False
+        else:
+            fingerprint = listing.fingerprint()
+            cached = _cache.read(entry, fingerprint, mmap=mmap)
+
+    if cached is not None:
+        data, codes, relpaths, meta = cached
+        target_names = np.asarray(meta["target_names"])
+        shape = tuple(meta["image_shape"])
+        skipped = [(os.path.join(base, p), r) for p, r in meta["skipped"]]
+    else:
+        relpaths, codes = listing.ordered()
+        target_names = listing.target_names
+        prefix = f"{base}{os.sep}"
+        paths = [prefix + p for p in relpaths]
+        progress = Progress(len(paths), "Decoding images", verbose=verbose)
+        u8, keep, skipped, shape = _decode_all(
+            base, paths, mode, size, on_error, n_jobs, progress
+        )
+        progress.close()
+        if keep is not None:
+            codes = codes[keep]
+            relpaths = [p for p, k in zip(relpaths, keep, strict=True) if k]
+        data = u8.reshape(len(u8), -1)
+        relpaths = np.asarray(relpaths, dtype=str)
+        if cache:
+            meta = {
+                "root": str(base),
+                "fingerprint": fingerprint,
+                "n_samples": len(data),
+                "image_shape": list(shape),
+                "target_names": list(target_names),
+                "skipped": [(os.path.relpath(p, base), r) for p, r in skipped],
+            }
+            written = _cache.write(entry, data, codes, relpaths, meta)
+            if mmap:
+                if not written:
+                    raise OSError(
+                        f"mmap=True needs the cache, which could not be written to "
+                        f"{str(entry)!r}; see the warning above."
+                    )
+                data = _cache.read(entry, fingerprint, mmap=True)[0]
+    if skipped:
+        _warn_skipped(skipped)
+
+    target = target_names[codes]
+    filenames = np.char.add(str(base) + os.sep, relpaths)
+    if shuffle:
+        order = _random_permutation(len(target), random_state)
+        data, target, filenames = data[order], target[order], filenames[order]
+    data = _to_dtype(data, dtype)
+    if return_X_y:
+        return data, target
+    from sklearn.utils import Bunch  # see _random_permutation
+
+    counts = np.bincount(codes, minlength=len(target_names))
+    return Bunch(
+        data=data,
+        target=target,
+        target_names=target_names,
+        images=data.reshape(len(data), *shape),
+        filenames=filenames,
+        DESCR=_describe(base, split, target_names, counts, shape, mode, dtype),
+    )
+
+
+def iter_image_folder(
+    root,
+    *,
+    split=None,
+    batch_size=1024,
+    classes=None,
+    mode="L",
+    dtype="uint8",
+    size=None,
+    shuffle=False,
+    random_state=None,
+    on_error="raise",
+    allow_empty=False,
+    extensions=None,
+    n_jobs=None,
+):
+    """Yield an image folder in ``(X_batch, y_batch)`` batches, for big data.
+
+    Finds and decodes the files exactly as :func:`load_image_folder` does,
+    without loading them all at once and without the cache: concatenating the
+    batches gives the ``data`` and ``target`` that :func:`load_image_folder`
+    returns with the same arguments (shuffled the same way too, as long as no
+    file is skipped). The classes are fixed before the first batch, so the
+    batches can feed ``partial_fit(X, y, classes=...)``.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The folder holding the class folders, or the split folders.
+    split : str, default=None
+        Name of the split folder to load when ``root`` holds splits.
+    batch_size : int, default=1024
+        Number of images per batch; the last batch may be smaller.
+    classes : list of str or int, default=None
+        The classes to load, as in :func:`load_image_folder`. Pass the result
+        of :func:`list_classes` to ``partial_fit`` as the full class list.
+    mode : {"L", "RGB", "RGBA"} or None, default="L"
+        Pixel format, as in :func:`load_image_folder`.
+    dtype : {"uint8", "float32", "float64"}, default="uint8"
+        Pixel type; float types are scaled to [0, 1].
+    size : tuple of int (height, width), default=None
+        Resize every image of another size to this one.
+    shuffle : bool, default=False
+        Shuffle the files (across classes) before batching.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffle.
+    on_error : {"raise", "skip"}, default="raise"
+        Raise :class:`ImageDecodeError` on an unreadable file, or skip it; the
+        skipped files are listed in one :class:`SkippedImagesWarning` after
+        the last batch.
+    allow_empty : bool, default=False
+        Skip class folders that contain no images instead of raising.
+    extensions : list of str, default=None
+        File extensions to treat as images, as in :func:`load_image_folder`.
+    n_jobs : int, default=None
+        Number of joblib workers decoding each batch.
+
+    Yields
+    ------
+    X_batch : ndarray of shape (n_batch, n_features)
+        Flattened images.
+    y_batch : ndarray of shape (n_batch,)
+        Their labels.
+
+    See Also
+    --------
+    load_image_folder : Load the whole folder at once, with a cache.
+    list_classes : The class labels of a folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sk_template.datasets import (
+    ...     iter_image_folder, list_classes, write_image_folder)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> images = np.zeros((5, 2, 3), dtype=np.uint8)
+    >>> root = write_image_folder(images, ["a", "b", "a", "b", "a"], tmp.name + "/ab")
+    >>> list_classes(root)
+    array(['a', 'b'], dtype='<U1')
+    >>> for X, y in iter_image_folder(root, batch_size=2):
+    ...     print(X.shape, y)
+    (2, 6) ['a' 'a']
+    (2, 6) ['a' 'b']
+    (1, 6) ['b']
+    >>> tmp.cleanup()
+    """
+    dtype, size = _check_options(mode, dtype, size, on_error)
+    if (
+        not isinstance(batch_size, numbers.Integral)
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    listing = discover(
+        root,
+        split=split,
+        classes=classes,
+        allow_empty=allow_empty,
+        extensions=extensions,
+        stat=False,
+    )
+    return _iter_batches(
+        listing, batch_size, mode, dtype, size, shuffle, random_state, on_error, n_jobs
+    )
+
+
+def _iter_batches(
+    listing, batch_size, mode, dtype, size, shuffle, random_state, on_error, n_jobs
+):
+    base = listing.base
+    relpaths, codes = listing.ordered()
+    prefix = f"{base}{os.sep}"
+    paths = [prefix + p for p in relpaths]
+    if shuffle:
+        order = _random_permutation(len(paths), random_state)
+        paths = [paths[i] for i in order]
+        codes = codes[order]
+    target = listing.target_names[codes]
+    shape, reference, all_skipped = None, None, []
+    for a in range(0, len(paths), batch_size):
+        batch = paths[a : a + batch_size]
+        if shape is None:
+            shape, first_errors = reference_shape(
+                batch, mode, size, on_error == "raise"
+            )
+            if shape is None:  # every file of this batch is unreadable
+                all_skipped.extend((batch[i], r) for i, r in first_errors)
+                continue
+            reference = batch[len(first_errors)]
+        u8, keep, skipped, _ = _decode_all(
+            base, batch, mode, size, on_error, n_jobs, None, shape, reference
+        )
+        all_skipped.extend(skipped)
+        y = target[a : a + batch_size]
+        if keep is not None:
+            y = y[keep]
+        if len(u8):
+            yield _to_dtype(u8.reshape(len(u8), -1), dtype), y
+    if all_skipped:
+        _warn_skipped(all_skipped, stacklevel=2)
+
+
+def list_classes(root, *, split=None, extensions=None):
+    """Return the class labels of an image folder, in load order.
+
+    The same labels, in the same order, as the ``target_names`` that
+    :func:`load_image_folder` returns for the whole folder (as long as no
+    class folder is empty): pass them to ``partial_fit(X, y, classes=...)``
+    when streaming with :func:`iter_image_folder`.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The folder holding the class folders, or the split folders.
+    split : str, default=None
+        Name of the split folder when ``root`` holds splits.
+    extensions : list of str, default=None
+        File extensions to treat as images (used to tell class folders from
+        split folders).
+
+    Returns
+    -------
+    classes : ndarray of shape (n_classes,)
+        Ints when every class folder name is an integer, else strings.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sk_template.datasets import list_classes
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> for name in ["10", "2", "7"]:
+    ...     os.makedirs(os.path.join(tmp.name, name))
+    >>> list_classes(tmp.name)
+    array([ 2,  7, 10])
+    >>> tmp.cleanup()
+    """
+    return list_class_names(root, split=split, extensions=extensions)

@@ -1,0 +1,229 @@
+"""MNIST for people who have none: download the IDX files, write PNG folders."""
+
+import gzip
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from ._atomic import replace_dir, temp_sibling
+from ._home import get_data_home
+from ._idx import read_idx
+from ._write import write_image_folder
+
+__all__ = ["fetch_mnist"]
+
+# Tried in order until one serves all four files.
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+# md5 of each file *after* gunzip (tests swap this table for their own files).
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
+}
+_TRAIN = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+_TEST = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+_LAYOUTS = {"png": "mnist_png", "sample": "mnist_sample"}
+_RAW_DIR = "mnist_idx"
+
+
+def _md5_unzipped(path):
+    digest = hashlib.md5(usedforsecurity=False)
+    with gzip.open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(name, mirrors, raw_dir, timeout):
+    """Fetch ``name`` into ``raw_dir``, checking its md5; return its path."""
+    final = raw_dir / name
+    expected = MNIST_MD5[name]
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + name
+        tmp = temp_sibling(final, "part")
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                with open(tmp, "wb") as f:
+                    shutil.copyfileobj(response, f, 1 << 20)
+            try:
+                got = _md5_unzipped(tmp)
+            except (OSError, EOFError) as exc:
+                got = f"(not a gzip file: {exc})"
+            if got != expected:
+                failures.append(
+                    ValueError(
+                        f"Checksum mismatch for {name} downloaded from {url}: the "
+                        f"unzipped file should have md5 {expected} but has {got}. "
+                        "The download is corrupt or not MNIST; it was deleted."
+                    )
+                )
+                continue
+            os.replace(tmp, final)
+            return final
+        except (urllib.error.URLError, OSError) as exc:
+            failures.append(exc)
+        finally:
+            tmp.unlink(missing_ok=True)
+    mismatches = [f for f in failures if isinstance(f, ValueError)]
+    if mismatches:
+        raise mismatches[0]
+    raise OSError(
+        f"Could not download {name} from any of {list(mirrors)}: "
+        + "; ".join(str(f) for f in failures)
+        + ". Check the network, or pass base_url= a mirror you can reach (a "
+        "file:// URL of a folder holding the four .gz files works too)."
+    )
+
+
+def _load_pair(raw_dir, names):
+    images, labels = (read_idx(raw_dir / n) for n in names)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(
+            f"{names[0]} and {names[1]} do not match: images {images.shape}, "
+            f"labels {labels.shape}."
+        )
+    return images, labels
+
+
+def _write_png_tree(tmp, raw_dir, n_jobs):
+    for split, names in (("training", _TRAIN), ("testing", _TEST)):
+        images, labels = _load_pair(raw_dir, names)
+        write_image_folder(images, labels, tmp, split=split, n_jobs=n_jobs)
+
+
+def _write_sample_tree(tmp, raw_dir, n_jobs):
+    rows = ["name,label"]
+    for split, names in (("train", _TRAIN), ("valid", _TEST)):
+        images, labels = _load_pair(raw_dir, names)
+        idx = np.flatnonzero((labels == 3) | (labels == 7))
+        write_image_folder(
+            images[idx], labels[idx], tmp, split=split, index=idx, n_jobs=n_jobs
+        )
+        for digit in (3, 7):
+            rows.extend(
+                f"{split}/{digit}/{i}.png,{int(digit == 7)}"
+                for i in idx[labels[idx] == digit]
+            )
+    (tmp / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def fetch_mnist(
+    data_home=None,
+    *,
+    layout="png",
+    base_url=MNIST_MIRRORS,
+    download_if_missing=True,
+    n_jobs=None,
+    timeout=60,
+):
+    """Download MNIST and write it as a folder of PNG images.
+
+    The four IDX files are downloaded once into ``<data_home>/mnist_idx`` and
+    their checksums checked; then the folder tree is written:
+
+    * ``layout="png"``: ``<data_home>/mnist_png/{training,testing}/{0..9}/`` with
+      all 70,000 images;
+    * ``layout="sample"``: fastai's ``mnist_sample``, the 3s and 7s only:
+      ``<data_home>/mnist_sample/{train,valid}/{3,7}/`` (all 6,131 + 6,265
+      training and 1,010 + 1,028 test images) and a ``labels.csv`` with columns
+      ``name,label`` (label 0 for a 3 and 1 for a 7).
+
+    Each image is named by its index in the original IDX file
+    (``training/5/0.png`` is the first training image). Trees are written
+    under a temporary name and renamed into place; a tree already present is
+    returned without downloading anything.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        Where to put the files; see :func:`get_data_home`.
+    layout : {"png", "sample"} or list of them, default="png"
+        Which tree to write. A list writes several and returns their paths.
+    base_url : str or sequence of str, default=MNIST_MIRRORS
+        URL of a folder holding the four ``.gz`` files, or several tried in
+        order. ``file://`` URLs work, for machines without a network.
+    download_if_missing : bool, default=True
+        If False, raise ``OSError`` instead of downloading missing files.
+    n_jobs : int, default=None
+        Number of joblib workers writing the PNG files.
+    timeout : float, default=60
+        Seconds to wait for each server.
+
+    Returns
+    -------
+    path : pathlib.Path or list of pathlib.Path
+        The folder tree written (one per layout when ``layout`` is a list).
+
+    Raises
+    ------
+    ValueError
+        A downloaded file's checksum does not match (the message names the
+        file and both checksums; nothing is kept), or ``layout`` is unknown.
+    OSError
+        The files could not be downloaded.
+
+    See Also
+    --------
+    load_image_folder : Load the folders written here.
+    read_idx : Read the IDX files themselves.
+
+    Examples
+    --------
+    A folder that is already there is returned as it is, without a download:
+
+    >>> import os, tempfile
+    >>> from sk_template.datasets import fetch_mnist
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> os.makedirs(os.path.join(tmp.name, "mnist_sample", "train", "3"))
+    >>> fetch_mnist(tmp.name, layout="sample").name
+    'mnist_sample'
+    >>> tmp.cleanup()
+    """
+    if isinstance(layout, str):
+        layouts, single = [layout], True
+    else:
+        layouts, single = list(layout), False
+    for lay in layouts:
+        if lay not in _LAYOUTS:
+            raise ValueError(
+                f"layout must be 'png', 'sample' or a list of them; got {lay!r}."
+            )
+    mirrors = [base_url] if isinstance(base_url, str) else list(base_url)
+    home = Path(get_data_home(data_home))
+    paths = []
+    for lay in layouts:
+        target = home / _LAYOUTS[lay]
+        if not target.is_dir():
+            raw_dir = home / _RAW_DIR
+            raw_dir.mkdir(exist_ok=True)
+            for name in MNIST_MD5:
+                if not (raw_dir / name).exists():
+                    if not download_if_missing:
+                        raise OSError(
+                            f"{raw_dir / name} is missing and download_if_missing="
+                            "False."
+                        )
+                    _download(name, mirrors, raw_dir, timeout)
+            tmp = temp_sibling(target)
+            tmp.mkdir()
+            try:
+                if lay == "png":
+                    _write_png_tree(tmp, raw_dir, n_jobs)
+                else:
+                    _write_sample_tree(tmp, raw_dir, n_jobs)
+                replace_dir(tmp, target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        paths.append(target)
+    return paths[0] if single else paths

@@ -1,0 +1,260 @@
+"""The on-disk cache of load_image_folder: hits, rebuilds, corruption, mmap."""
+
+import json
+import os
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sk_template.datasets import (
+    CacheWarning,
+    SkippedImagesWarning,
+    _cache,
+    _folder,
+    _progress,
+    load_image_folder,
+    write_image_folder,
+)
+
+RNG = np.random.default_rng(3)
+IMAGES = RNG.integers(0, 256, size=(10, 4, 3), dtype=np.uint8)
+LABELS = np.arange(10) % 2
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("SK_TEMPLATE_DATA", str(home))
+    monkeypatch.setattr(_progress, "DELAY", float("inf"))  # no progress bars
+    return home
+
+
+@pytest.fixture
+def root(tmp_path):
+    return write_image_folder(IMAGES, LABELS, tmp_path / "pics")
+
+
+def entries(home):
+    folder = home / _cache.CACHE_DIRNAME
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def assert_same(a, b):
+    for field in ("data", "target", "target_names", "images", "filenames"):
+        np.testing.assert_array_equal(a[field], b[field])
+    assert a.DESCR == b.DESCR
+
+
+def test_second_load_comes_from_the_cache(home, root, monkeypatch):
+    first = load_image_folder(root)
+    assert len(entries(home)) == 1
+    files = sorted(os.listdir(home / _cache.CACHE_DIRNAME / entries(home)[0]))
+    assert files == ["data.npy", "filenames.npy", "meta.json", "target.npy"]
+    monkeypatch.setattr(
+        _folder, "decode_files", lambda *a, **k: pytest.fail("decoded again")
+    )
+    second = load_image_folder(root)
+    assert_same(first, second)
+    f32 = load_image_folder(root, dtype="float32")  # same cache, scaled on read
+    np.testing.assert_array_equal(f32.data, first.data.astype(np.float32) / 255)
+    shuffled = load_image_folder(root, shuffle=True, random_state=0)
+    assert sorted(shuffled.filenames) == sorted(first.filenames)
+
+
+def test_data_home_argument_and_cache_false(tmp_path, home, root):
+    load_image_folder(root, cache=False)
+    assert entries(home) == []
+    load_image_folder(root, data_home=tmp_path / "elsewhere")
+    assert entries(home) == []
+    assert len(os.listdir(tmp_path / "elsewhere" / _cache.CACHE_DIRNAME)) == 1
+    load_image_folder(root)
+    assert len(entries(home)) == 1  # the environment variable's folder
+
+
+def test_options_have_their_own_entries(home, root):
+    load_image_folder(root)
+    load_image_folder(root, mode="RGB")
+    load_image_folder(root, classes=[1])
+    load_image_folder(root, size=(2, 2))
+    assert len(entries(home)) == 4
+
+
+def test_changed_file_rebuilds(home, root):
+    before = load_image_folder(root)
+    path = root / "1" / "3.png"
+    Image.fromarray(np.full((4, 3), 9, np.uint8)).save(path)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    after = load_image_folder(root)
+    row = list(after.filenames).index(str(path))
+    np.testing.assert_array_equal(after.images[row], np.full((4, 3), 9))
+    assert not np.array_equal(before.images[row], after.images[row])
+    assert len(entries(home)) == 1  # rewritten in place, not piled up
+
+
+def test_touched_file_rebuilds(home, root, monkeypatch):
+    load_image_folder(root)
+    path = root / "0" / "0.png"
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    calls = []
+    real = _folder.decode_files
+    monkeypatch.setattr(
+        _folder, "decode_files", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    load_image_folder(root)
+    assert calls == [1]
+
+
+def test_added_and_removed_files_rebuild(home, root):
+    Image.fromarray(IMAGES[0]).save(root / "1" / "99.png")
+    assert len(load_image_folder(root).data) == 11
+    (root / "0" / "0.png").unlink()
+    (root / "1" / "99.png").unlink()
+    bunch = load_image_folder(root)
+    assert len(bunch.data) == 9
+    assert str(root / "0" / "0.png") not in bunch.filenames
+
+
+def test_truncated_cache_file_is_rebuilt_with_a_warning(home, root):
+    """A cache file cut short (a crash mid-write, a full disk) is never trusted."""
+    first = load_image_folder(root)
+    data_npy = home / _cache.CACHE_DIRNAME / entries(home)[0] / "data.npy"
+    size = data_npy.stat().st_size
+    for mmap in (False, True):
+        with open(data_npy, "r+b") as f:
+            f.truncate(size - 7)
+        with pytest.warns(CacheWarning, match="unreadable.*decoding the images again"):
+            again = load_image_folder(root, mmap=mmap)
+        np.testing.assert_array_equal(again.data, first.data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_image_folder(root)  # rebuilt: no warning any more
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: (d / "meta.json").write_text("{not json"),
+        lambda d: (d / "target.npy").unlink(),
+        lambda d: np.save(d / "target.npy", np.full(10, 5, np.int32)),
+        lambda d: np.save(d / "data.npy", np.zeros((10, 11), np.uint8)),
+        lambda d: np.save(d / "filenames.npy", np.arange(10)),
+        lambda d: (d / "data.npy").write_bytes(b"garbage"),
+    ],
+    ids=["meta", "missing", "labels", "shape", "names", "garbage"],
+)
+def test_damaged_cache_is_rebuilt(home, root, damage):
+    first = load_image_folder(root)
+    damage(home / _cache.CACHE_DIRNAME / entries(home)[0])
+    with pytest.warns(CacheWarning):
+        again = load_image_folder(root)
+    assert_same(first, again)
+
+
+def test_cache_of_another_format_version_is_replaced_quietly(home, root):
+    load_image_folder(root)
+    meta_path = home / _cache.CACHE_DIRNAME / entries(home)[0] / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["format"] = -1
+    meta_path.write_text(json.dumps(meta))
+    load_image_folder(root)
+    assert json.loads(meta_path.read_text())["format"] == _cache.FORMAT_VERSION
+
+
+def test_leftover_temporary_folder_is_ignored(home, root, monkeypatch):
+    first = load_image_folder(root)
+    key = entries(home)[0]
+    junk = home / _cache.CACHE_DIRNAME / f".{key}.tmp-1-dead"
+    junk.mkdir()
+    (junk / "data.npy").write_bytes(b"half")
+    monkeypatch.setattr(
+        _folder, "decode_files", lambda *a, **k: pytest.fail("decoded again")
+    )
+    assert_same(first, load_image_folder(root))
+
+
+def test_interrupted_cache_write_leaves_no_entry(home, root, monkeypatch):
+    def disk_full(path, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_cache.np, "save", disk_full)
+    with pytest.warns(CacheWarning, match="Could not write the image cache"):
+        bunch = load_image_folder(root)
+    assert len(bunch.data) == 10  # the images are still returned
+    assert entries(home) == []  # and no half-written cache is left
+    with pytest.raises(OSError, match="mmap=True needs the cache"):
+        with pytest.warns(CacheWarning):
+            load_image_folder(root, mmap=True)
+
+
+def test_mmap(home, root):
+    plain = load_image_folder(root)
+    mapped = load_image_folder(root, mmap=True)
+    assert isinstance(mapped.data, np.memmap)
+    assert not mapped.data.flags.writeable
+    assert np.shares_memory(mapped.images, mapped.data)
+    assert_same(plain, mapped)
+    with pytest.raises(ValueError, match="read-only"):
+        mapped.data[0, 0] = 1
+
+
+def test_mmap_on_a_cold_cache(home, root):
+    mapped = load_image_folder(root, mmap=True)
+    assert isinstance(mapped.data, np.memmap)
+    np.testing.assert_array_equal(mapped.images[[0, 5]], IMAGES[[0, 1]])
+
+
+def test_skipped_files_are_reported_from_the_cache_too(home, root):
+    (root / "0" / "bad.png").write_bytes(b"")
+    with pytest.warns(SkippedImagesWarning, match="bad.png"):
+        first = load_image_folder(root, on_error="skip")
+    with pytest.warns(SkippedImagesWarning, match="bad.png"):
+        second = load_image_folder(root, on_error="skip")
+    assert_same(first, second)
+    assert len(first.data) == 10
+
+
+def test_string_labels_survive_the_cache(home, tmp_path):
+    root = write_image_folder(IMAGES[:4], ["b", "a10", "a2", "b"], tmp_path / "s")
+    first = load_image_folder(root)
+    second = load_image_folder(root)
+    assert_same(first, second)
+    assert second.target_names.tolist() == ["a2", "a10", "b"]
+    assert second.target.dtype.kind == "U"
+
+
+def test_unwritable_data_home_loads_without_cache(tmp_path, root, monkeypatch):
+    from sk_template.datasets import _home
+
+    def read_only(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(_home.Path, "mkdir", read_only)
+    with pytest.warns(CacheWarning, match="cache is unavailable.*Permission denied"):
+        bunch = load_image_folder(root, data_home=tmp_path / "ro")
+    assert len(bunch.data) == 10
+    with pytest.raises(PermissionError):
+        load_image_folder(root, data_home=tmp_path / "ro", mmap=True)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        load_image_folder(root, data_home=tmp_path / "file")
+
+
+def test_entries_of_deleted_folders_are_pruned(home, tmp_path, root):
+    gone = write_image_folder(IMAGES, LABELS, tmp_path / "temporary")
+    load_image_folder(gone)
+    stale_tmp = home / _cache.CACHE_DIRNAME / ".abc.tmp-1-dead"
+    stale_tmp.mkdir()
+    os.utime(stale_tmp, (0, 0))
+    fresh_tmp = home / _cache.CACHE_DIRNAME / ".def.tmp-2-live"
+    fresh_tmp.mkdir()  # another process may be writing it right now
+    shutil.rmtree(gone)
+    load_image_folder(root)  # writing an entry prunes the others
+    assert fresh_tmp.exists() and not stale_tmp.exists()
+    (kept,) = [name for name in entries(home) if not name.startswith(".")]
+    meta = json.loads((home / _cache.CACHE_DIRNAME / kept / "meta.json").read_text())
+    assert meta["root"] == str(root)

@@ -1,0 +1,158 @@
+"""The decoders: pyspng and Pillow give the same pixels, and the pixel rules hold."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sk_template.datasets import ImageDecodeError, _decode, load_image_folder
+
+RNG = np.random.default_rng(42)
+GREY = RNG.integers(0, 256, size=(6, 7), dtype=np.uint8)
+RGB = RNG.integers(0, 256, size=(6, 7, 3), dtype=np.uint8)
+RGBA = RNG.integers(0, 256, size=(6, 7, 4), dtype=np.uint8)
+LA = RNG.integers(0, 256, size=(6, 7, 2), dtype=np.uint8)
+GREY16 = RNG.integers(0, 65536, size=(6, 7), dtype=np.uint16)
+
+
+def _palette(transparency):
+    im = Image.fromarray(RGB).quantize(colors=16)
+    kwargs = {"transparency": 0} if transparency else {}
+    return im, kwargs
+
+
+# name -> (image, save kwargs)
+KINDS = {
+    "grey": (Image.fromarray(GREY), {}),
+    "grey_trns": (Image.fromarray(GREY), {"transparency": 7}),
+    "grey_16bit": (Image.fromarray(GREY16), {}),
+    "bilevel": (Image.fromarray(GREY > 127), {}),
+    "grey_alpha": (Image.fromarray(LA), {}),
+    "rgb": (Image.fromarray(RGB), {}),
+    "rgb_trns": (Image.fromarray(RGB), {"transparency": (1, 2, 3)}),
+    "rgba": (Image.fromarray(RGBA), {}),
+    "palette": _palette(False),
+    "palette_trns": _palette(True),
+}
+MODES = ["L", "RGB", "RGBA", None]
+
+
+@pytest.fixture(scope="module")
+def pngs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pngs")
+    paths = {}
+    for name, (im, kwargs) in KINDS.items():
+        paths[name] = folder / f"{name}.png"
+        im.save(paths[name], **kwargs)
+    return paths
+
+
+def _pillow_only(monkeypatch, path, **kwargs):
+    with monkeypatch.context() as m:
+        m.setattr(_decode, "USE_PYSPNG", False)
+        return _decode.decode_file(str(path), **kwargs)
+
+
+@pytest.mark.parametrize("size", [None, (4, 9)])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_pyspng_and_pillow_give_identical_pixels(pngs, monkeypatch, kind, mode, size):
+    pytest.importorskip("pyspng")
+    fast = _decode.decode_file(str(pngs[kind]), mode=mode, size=size)
+    slow = _pillow_only(monkeypatch, pngs[kind], mode=mode, size=size)
+    assert fast.dtype == slow.dtype == np.uint8
+    np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("kind", ["grey", "grey_trns", "grey_alpha", "rgb", "rgba"])
+def test_pyspng_really_decodes_8bit_pngs(pngs, monkeypatch, kind):
+    load = pytest.importorskip("pyspng").load
+    calls = []
+    monkeypatch.setattr(
+        _decode._pyspng, "load", lambda data: calls.append(1) or load(data)
+    )
+    _decode.decode_file(str(pngs[kind]), mode=None)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("kind", ["grey_16bit", "bilevel", "palette"])
+def test_pyspng_is_not_used_where_it_differs(pngs, monkeypatch, kind):
+    pytest.importorskip("pyspng")
+    monkeypatch.setattr(_decode._pyspng, "load", None)  # would fail if called
+    _decode.decode_file(str(pngs[kind]), mode="L")
+
+
+@pytest.mark.parametrize("kind", ["grey", "rgb", "rgba", "grey_alpha", "palette"])
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_modes_are_pillows_convert(pngs, kind, mode):
+    expected = np.asarray(Image.open(pngs[kind]).convert(mode))
+    np.testing.assert_array_equal(
+        _decode.decode_file(str(pngs[kind]), mode=mode), expected
+    )
+
+
+def test_mode_none_keeps_the_stored_format(pngs):
+    shapes = {
+        kind: _decode.decode_file(str(p), mode=None).shape for kind, p in pngs.items()
+    }
+    assert shapes["grey"] == shapes["grey_16bit"] == shapes["bilevel"] == (6, 7)
+    assert shapes["grey_alpha"] == (6, 7, 2)
+    assert shapes["rgb"] == shapes["palette"] == (6, 7, 3)
+    assert shapes["rgba"] == shapes["palette_trns"] == (6, 7, 4)
+    np.testing.assert_array_equal(
+        _decode.decode_file(str(pngs["bilevel"]), mode=None), (GREY > 127) * 255
+    )
+
+
+def test_16bit_keeps_the_high_byte(tmp_path):
+    """16-bit samples become v >> 8: 65535 -> 255, 257 * k -> k, no clipping."""
+    values = np.array([[0, 255, 256, 1000, 257 * 100, 65535]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    out = _decode.decode_file(str(tmp_path / "deep.png"), mode="L")
+    np.testing.assert_array_equal(out, [[0, 0, 1, 3, 100, 255]])
+    # Pillow's own convert("L") clips instead, which we do not follow.
+    clipped = np.asarray(Image.open(tmp_path / "deep.png").convert("L"))
+    assert clipped[0, 1:].tolist() == [255] * 5
+    rgb = _decode.decode_file(str(tmp_path / "deep.png"), mode="RGB")
+    np.testing.assert_array_equal(rgb[..., 2], out)
+
+
+def test_rgba_as_grey_drops_alpha(tmp_path):
+    """mode="L" on RGBA is Pillow's convert: luma of RGB; alpha is ignored."""
+    pixels = np.array([[[255, 0, 0, 0], [255, 0, 0, 255], [0, 0, 0, 0]]], np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "rgba.png")
+    out = _decode.decode_file(str(tmp_path / "rgba.png"), mode="L")
+    np.testing.assert_array_equal(out, [[76, 76, 0]])  # transparent red is still red
+    as_rgb = _decode.decode_file(str(tmp_path / "rgba.png"), mode="RGB")
+    np.testing.assert_array_equal(as_rgb, pixels[..., :3])
+
+
+def test_palette_png_loads_through_the_palette(tmp_path, pngs):
+    bunch_dir = tmp_path / "p" / "a"
+    bunch_dir.mkdir(parents=True)
+    Image.open(pngs["palette"]).save(bunch_dir / "0.png")
+    bunch = load_image_folder(tmp_path / "p", cache=False)
+    expected = np.asarray(Image.open(pngs["palette"]).convert("L"))
+    np.testing.assert_array_equal(bunch.images[0], expected)
+    indices = np.asarray(Image.open(pngs["palette"]))
+    assert not np.array_equal(bunch.images[0], indices)  # not the raw indices
+
+
+def test_32bit_images_are_refused(tmp_path):
+    Image.fromarray(np.zeros((2, 2), np.float32)).save(tmp_path / "f.tif")
+    with pytest.raises(ImageDecodeError, match="32-bit integer or float"):
+        _decode.decode_file(str(tmp_path / "f.tif"))
+
+
+def test_jpeg_decodes_like_pillow(tmp_path):
+    Image.fromarray(RGB).save(tmp_path / "x.jpg", quality=90)
+    out = _decode.decode_file(str(tmp_path / "x.jpg"), mode="RGB")
+    np.testing.assert_array_equal(out, np.asarray(Image.open(tmp_path / "x.jpg")))
+
+
+def test_large_files_are_read_whole(tmp_path):
+    noise = RNG.integers(0, 256, size=(300, 300, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "big.png")
+    assert (tmp_path / "big.png").stat().st_size > 2 * _decode._READ_BLOCK
+    np.testing.assert_array_equal(
+        _decode.decode_file(str(tmp_path / "big.png"), mode="RGB"), noise
+    )
