@@ -12,7 +12,15 @@ datasets
 
 from ._classifier import NearestMeanImageClassifier
 from ._parallel import fit_blocks, fit_dask
+from ._persist import load_model, save_model
 
 __version__ = "0.1.0"
 
-__all__ = ["NearestMeanImageClassifier", "__version__", "fit_blocks", "fit_dask"]
+__all__ = [
+    "NearestMeanImageClassifier",
+    "__version__",
+    "fit_blocks",
+    "fit_dask",
+    "load_model",
+    "save_model",
+]
