@@ -174,8 +174,26 @@ def check_tensor(X, *, name="X"):
 def batch_rows(batch_size, n_features):
     """Rows per chunk for a ``batch_size`` parameter (an int or ``"auto"``)."""
     if batch_size == "auto":
-        return int(max(64, min(65536, _AUTO_CHUNK_ELEMENTS // max(1, n_features))))
+        rows = _AUTO_CHUNK_ELEMENTS // max(1, n_features) // _BLOCK * _BLOCK
+        return int(max(_BLOCK, min(65536, rows)))
     return int(batch_size)
+
+
+# Rows whose squares float32 sums exactly when they are uint8: 256 * 255**2 is
+# below 2**24.
+_BLOCK = 256
+
+
+def _row_sum(t, dtype):
+    """Sum of the rows of ``t``: partial sums of ``_BLOCK`` rows in ``t``'s
+    dtype (exact for the squares of uint8 images in float32), their total in
+    ``dtype``.  Much faster than upcasting every element."""
+    n, d = t.shape
+    full = n - n % _BLOCK
+    total = t[:full].view(-1, _BLOCK, d).sum(dim=1).sum(dim=0, dtype=dtype)
+    if full < n:
+        total += t[full:].sum(dim=0, dtype=dtype)
+    return total
 
 
 def iter_chunks(X, *, device, dtype, batch_size):
@@ -338,6 +356,8 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
     part = torch.empty((n_classes, n_features), dtype=dtype, device=device)
     weights = torch.zeros(n_classes, dtype=acc, device=device)
     sq_sums = torch.zeros(n_features, dtype=acc, device=device)
+    rows = min(batch_rows(batch_size, n_features), X.shape[0])
+    square_buffer = torch.empty((rows, n_features), dtype=dtype, device=device)
     y = torch.as_tensor(np.asarray(y, dtype=np.int64))
     if sample_weight is not None:
         sample_weight = torch.as_tensor(np.asarray(sample_weight, dtype=np.float64))
@@ -345,7 +365,7 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
         X, device=device, dtype=dtype, batch_size=batch_size
     ):
         yc = y[start:stop].to(device)
-        squares = chunk * chunk
+        squares = torch.mul(chunk, chunk, out=square_buffer[: stop - start])
         if sample_weight is None:
             weights.index_add_(0, yc, torch.ones_like(yc, dtype=acc))
         else:
@@ -357,7 +377,7 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
         # A chunk's sums in the compute dtype (exact for uint8 images in
         # float32: a chunk holds far fewer than 2**24 / 255 rows), the running
         # totals in float64.
-        sq_sums.add_(squares.sum(dim=0, dtype=acc))
+        sq_sums.add_(_row_sum(squares, acc))
         part.zero_().index_add_(0, yc, chunk)
         sums.add_(part)
     return ClassStats(
@@ -476,9 +496,12 @@ class Centroids:
             unit = centroids / np.where(norms > 0, norms, 1.0)
             self.C = torch.as_tensor(unit, dtype=dtype).to(device)
 
-    def distances(self, chunk):
-        """Distances from each row of ``chunk`` to each centroid; ``chunk``
-        may be overwritten."""
+    def distances(self, chunk, scratch=None):
+        """Distances from each row of ``chunk`` to each centroid.
+
+        ``chunk`` may be overwritten; ``scratch``, a tensor with at least as
+        many rows, saves an allocation per chunk for the Manhattan metric.
+        """
         C = self.C
         if self.metric == "euclidean":
             chunk.sub_(self.shift)
@@ -495,7 +518,7 @@ class Centroids:
             by_class = torch.empty(
                 (C.shape[0], chunk.shape[0]), dtype=chunk.dtype, device=chunk.device
             )
-            low = torch.empty_like(chunk)
+            low = torch.empty_like(chunk) if scratch is None else scratch[: len(chunk)]
             for k in range(C.shape[0]):
                 torch.minimum(chunk, C[k], out=low)
                 torch.sum(low, dim=1, out=by_class[k])
@@ -530,11 +553,17 @@ def pairwise_distances(X, centroids, *, batch_size, reduce=None):
         The distances, of shape (n_samples, n_classes), or the stacked
         results of ``reduce``.
     """
-    out = None
+    out, scratch = None, None
+    if centroids.metric == "manhattan":
+        rows = min(batch_rows(batch_size, X.shape[1]), X.shape[0])
+        scratch = torch.empty(
+            (rows, X.shape[1]), dtype=centroids.dtype, device=centroids.device
+        )
     for start, stop, chunk in iter_chunks(
         X, device=centroids.device, dtype=centroids.dtype, batch_size=batch_size
     ):
-        distances = centroids.distances(chunk).cpu().numpy().astype(np.float64)
+        distances = centroids.distances(chunk, scratch).cpu().numpy()
+        distances = distances.astype(np.float64)
         result = distances if reduce is None else reduce(distances)
         if out is None:
             out = np.empty((X.shape[0],) + result.shape[1:], dtype=result.dtype)
