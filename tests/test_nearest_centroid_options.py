@@ -187,3 +187,6 @@ def test_mnist_median_and_shrinking_equal_sklearn(mnist):
         ref = fit_nc(X_train, y_train, **params)
         assert_allclose(ours.centroids_, ref.centroids_, atol=1e-6)
         assert_array_equal(ours.predict(X_test), ref.predict(X_test))
+    ours = NearestMeanImageClassifier(priors="empirical").fit(X_train, y_train)
+    ref = fit_nc(X_train, y_train, priors="empirical")
+    assert_allclose(ours.class_prior_, ref.class_prior_)
