@@ -453,6 +453,9 @@ def shrink_centroids(centroids, overall_mean, within_std, weights, threshold):
         m = np.sqrt(1.0 / weights - 1.0 / total)
         ms = m[:, None] * (within_std + np.median(within_std))
         deviations = (centroids - overall_mean) / ms
+    # A class that holds all the weight seen so far (m == 0) is the overall
+    # mean: nothing to shrink.  Classes with no weight stay NaN.
+    deviations[(ms == 0) & ~np.isnan(centroids)] = 0.0
     if threshold:
         deviations = np.sign(deviations) * np.clip(
             np.abs(deviations) - threshold, 0, None

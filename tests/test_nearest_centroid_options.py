@@ -113,6 +113,22 @@ def test_shrink_threshold_with_partial_fit_equals_fit(digits):
     assert_allclose(inc.centroids_, full.centroids_, atol=1e-9)
 
 
+def test_shrinking_with_a_single_class_seen_so_far():
+    # That class is the overall mean: it is kept, not turned into NaN.
+    weights = (Y_TOY == 0).astype(float)
+    clf = NearestMeanImageClassifier(shrink_threshold=0.5)
+    clf.fit(X_TOY, Y_TOY, sample_weight=weights)
+    assert_allclose(clf.centroids_[0], X_TOY[Y_TOY == 0].mean(axis=0))
+    assert np.isnan(clf.centroids_[1]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        proba = clf.predict_proba(X_TOY)
+    assert_allclose(proba, [[1, 0]] * len(X_TOY))
+    inc = NearestMeanImageClassifier(shrink_threshold=0.5)
+    inc.partial_fit(X_TOY[:3], Y_TOY[:3], classes=[0, 1])
+    assert_array_equal(inc.predict(X_TOY), [0] * len(X_TOY))
+
+
 def test_bad_shrink_threshold():
     with pytest.raises(ValueError, match="'shrink_threshold' parameter"):
         NearestMeanImageClassifier(shrink_threshold=-1).fit(X_TOY, Y_TOY)
