@@ -46,6 +46,20 @@ from ._core import (
 _DEVICE_CACHE = weakref.WeakKeyDictionary()
 
 
+def label_indices(y, classes):
+    """Index of each label of ``y`` in the sorted ``classes``; a clear error
+    for a label that is not one of them."""
+    index = np.searchsorted(classes, y)
+    index[index == classes.size] = 0
+    unknown = classes[index] != y
+    if unknown.any():
+        raise ValueError(
+            f"y contains labels {np.unique(y[unknown]).tolist()!r} that are not "
+            f"in classes={classes.tolist()!r}."
+        )
+    return index
+
+
 class NearestMeanImageClassifier(
     ClassNamePrefixFeaturesOutMixin, ClassifierMixin, TransformerMixin, BaseEstimator
 ):
@@ -232,21 +246,21 @@ class NearestMeanImageClassifier(
             Fitted estimator.
         """
         X, y = self._validate_X_y(X, y, reset=True)
-        self.classes_, y_index = np.unique(y, return_inverse=True)
-        if self.classes_.size < 2:
+        classes, y_index = np.unique(y, return_inverse=True)
+        if classes.size < 2:
             raise ValueError(
                 "NearestMeanImageClassifier needs samples of at least 2 classes "
-                f"in the data; got 1 class: {self.classes_[0]!r}."
+                f"in the data; got 1 class: {classes[0]!r}."
             )
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        stats = self._class_stats(X, y_index, sample_weight)
+        stats = self._class_stats(X, y_index, classes.size, sample_weight)
         medians = None
         if self.centroid == "median":
-            medians = class_medians(X, y_index, self.classes_.size, sample_weight)
-        return self._set_state(stats, medians)
+            medians = class_medians(X, y_index, classes.size, sample_weight)
+        return self._set_state(classes, stats, medians)
 
     def _check_incremental(self):
         if self.centroid != "mean":
@@ -286,7 +300,8 @@ class NearestMeanImageClassifier(
         self : object
             Fitted estimator.
         """
-        first_call = not hasattr(self, "classes_")
+        # Fitted state is set only once a call succeeds, all of it at once.
+        first_call = not hasattr(self, "_stats")
         if first_call and classes is None:
             raise ValueError(
                 "classes must be passed on the first call to partial_fit: the "
@@ -307,40 +322,35 @@ class NearestMeanImageClassifier(
                     f"classes of the previous calls, {self.classes_.tolist()!r}."
                 )
         X, y = self._validate_X_y(X, y, reset=first_call)
-        if first_call:
-            self.classes_ = classes
-        y_index = np.searchsorted(self.classes_, y)
-        y_index[y_index == self.classes_.size] = 0
-        unknown = self.classes_[y_index] != y
-        if unknown.any():
-            raise ValueError(
-                f"y contains labels {np.unique(y[unknown]).tolist()!r} that are not "
-                f"in classes={self.classes_.tolist()!r}."
-            )
+        if not first_call:
+            classes = self.classes_
+        y_index = label_indices(y, classes)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        stats = self._class_stats(X, y_index, sample_weight)
+        stats = self._class_stats(X, y_index, classes.size, sample_weight)
         if not first_call:
             stats = self._stats + stats
-        return self._set_state(stats)
+        return self._set_state(classes, stats)
 
-    def _class_stats(self, X, y_index, sample_weight):
+    def _class_stats(self, X, y_index, n_classes, sample_weight):
         return class_stats(
             X,
             y_index,
-            self.classes_.size,
+            n_classes,
             sample_weight,
             device=resolve_device(self.device),
             batch_size=self.batch_size,
         )
 
-    def _set_state(self, stats, medians=None):
-        """Derive every fitted attribute from the class statistics.
+    def _set_state(self, classes, stats, medians=None):
+        """Set every fitted attribute from the labels and class statistics.
 
         Parameters
         ----------
+        classes : ndarray of shape (n_classes,)
+            The sorted labels.
         stats : ClassStats
             Sums of the data (see :mod:`sk_template._core`).
         medians : tuple of ndarray, default=None
@@ -358,6 +368,7 @@ class NearestMeanImageClassifier(
             centers, scatter = stats.means(), stats.within_class_scatter()
         else:
             centers, scatter = medians
+        self.classes_ = classes
         self._stats = stats
         self._medians = medians
         self.class_count_ = stats.weights.copy()
@@ -371,6 +382,10 @@ class NearestMeanImageClassifier(
             stats.weights,
             self.shrink_threshold,
         )
+        # Read-only: the device copies are rebuilt when centroids_ is replaced,
+        # and an edit in place would go unseen by them.
+        self.centroids_ = np.array(self.centroids_)
+        self.centroids_.flags.writeable = False
         variance = scatter.sum() / (n_features * total)
         if variance <= 0:
             # Every row equals its class centre: keep probabilities defined.
@@ -408,6 +423,8 @@ class NearestMeanImageClassifier(
         if is_tensor(X):
             X = X.detach()
             if X.device.type == "cpu":
+                if X.dtype == torch.bfloat16:  # numpy has no bfloat16
+                    X = X.float()
                 X = X.resolve_conj().resolve_neg().numpy()
             else:
                 validate_data(self, X, skip_check_array=True, reset=reset)
@@ -437,18 +454,16 @@ class NearestMeanImageClassifier(
     def _prepared_centroids(self, X):
         device = self._device()
         dtype = compute_dtype(X, device)
-        cached = _DEVICE_CACHE.get(self)
-        if (
-            cached is None
-            or cached.source is not self.centroids_
-            or cached.metric != self.metric
-            or cached.device != device
-            or cached.dtype != dtype
-        ):
-            cached = Centroids(self.centroids_, self.metric, device, dtype)
-            cached.source = self.centroids_
-            _DEVICE_CACHE[self] = cached
-        return cached
+        # Keyed by the centroids array itself (read-only, so only replacing it
+        # changes it), the metric, device and dtype.
+        source, prepared = _DEVICE_CACHE.get(self, (None, {}))
+        if source is not self.centroids_:
+            source, prepared = self.centroids_, {}
+            _DEVICE_CACHE[self] = (source, prepared)
+        key = (self.metric, str(device), dtype)
+        if key not in prepared:
+            prepared[key] = Centroids(self.centroids_, self.metric, device, dtype)
+        return prepared[key]
 
     def _map_distances(self, X, reduce=None):
         """Distances of ``X`` to the centroids, or ``reduce`` of each chunk."""
@@ -484,11 +499,11 @@ class NearestMeanImageClassifier(
         elif self.metric == "manhattan":
             scores *= -math.sqrt(2.0) / s
         else:
-            stats = self._stats
-            scores *= -(stats.sq_sums.sum() / stats.weights.sum()) / s**2
-        if not (isinstance(self.priors, str) and self.priors == "uniform"):
-            with np.errstate(divide="ignore"):
-                scores += np.log(self.class_prior_)
+            scores *= -self._stats.mean_sq_norm() / s**2
+        # The fitted priors (a constant for uniform ones), not the parameter:
+        # set_params after fit changes nothing until the next fit.
+        with np.errstate(divide="ignore"):
+            scores += np.log(self.class_prior_)
         return scores
 
     def _proba(self, distances):

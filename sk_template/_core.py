@@ -125,13 +125,37 @@ def _accumulator_dtype(device):
     return torch.float32 if device.type == "mps" else torch.float64
 
 
+# torch dtypes whose every value float32 holds exactly.
+_FLOAT32_EXACT = {
+    torch.bool,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+}
+
+
 def compute_dtype(X, device):
-    """The float dtype distances to ``X`` are computed in on ``device``."""
-    # float64 input keeps float64 precision (as scikit-learn does); everything
-    # else -- uint8 images above all -- is computed in float32.
-    if X.dtype in (np.float64, torch.float64) and device.type != "mps":
-        return torch.float64
-    return torch.float32
+    """The float dtype ``X`` is computed in on ``device``.
+
+    float32 for dtypes it holds exactly (uint8 images above all: half the
+    work and memory of float64), float64 for the rest (float64, 32- and 64-bit
+    integers), as scikit-learn keeps float64 precision.  MPS has only float32.
+    """
+    if device.type == "mps":
+        return torch.float32
+    if is_tensor(X):
+        exact = X.dtype in _FLOAT32_EXACT
+    else:
+        dt = np.dtype(X.dtype)
+        exact = (
+            dt.kind == "b"
+            or (dt.kind in "ui" and dt.itemsize <= 2)
+            or (dt.kind == "f" and dt.itemsize <= 4)
+        )
+    return torch.float32 if exact else torch.float64
 
 
 # --------------------------------------------------------------------------- tensors
@@ -174,14 +198,18 @@ def check_tensor(X, *, name="X"):
 def batch_rows(batch_size, n_features):
     """Rows per chunk for a ``batch_size`` parameter (an int or ``"auto"``)."""
     if batch_size == "auto":
-        rows = _AUTO_CHUNK_ELEMENTS // max(1, n_features) // _BLOCK * _BLOCK
-        return int(max(_BLOCK, min(65536, rows)))
+        rows = _AUTO_CHUNK_ELEMENTS // max(1, n_features)
+        if rows >= _BLOCK:
+            rows -= rows % _BLOCK
+        return int(max(1, min(_MAX_EXACT_ROWS, rows)))
     return int(batch_size)
 
 
 # Rows whose squares float32 sums exactly when they are uint8: 256 * 255**2 is
 # below 2**24.
 _BLOCK = 256
+# Rows whose uint8 values (shifted: at most 255 in size) float32 sums exactly.
+_MAX_EXACT_ROWS = 65536
 
 
 def _row_sum(t, dtype):
@@ -226,8 +254,12 @@ def _host_tensor(part):
     """A slice as a tensor, without a copy where torch can wrap its dtype."""
     if is_tensor(part):
         return part
-    if part.dtype not in _TORCH_NATIVE or not part.dtype.isnative:
-        part = part.astype(np.float64)
+    if not part.dtype.isnative:
+        part = part.astype(part.dtype.newbyteorder("="))
+    if part.dtype not in _TORCH_NATIVE:
+        # Unsigned integers torch does not compute with: widen them exactly.
+        wider = {1: np.int16, 2: np.int32, 4: np.int64}.get(part.dtype.itemsize)
+        part = part.astype(wider if part.dtype.kind == "u" and wider else np.float64)
     return torch.from_numpy(part)
 
 
@@ -246,8 +278,9 @@ def _iter_host_to_cuda(X, buffer, rows):
     ]
     for tensor in staged:  # written on the copy stream
         tensor.record_stream(copy_stream)
-    copied = [torch.cuda.Event() for _ in range(2)]
-    consumed = [torch.cuda.Event() for _ in range(2)]
+    # Blocking events: waiting on one sleeps instead of spinning a core.
+    copied = [torch.cuda.Event(blocking=True) for _ in range(2)]
+    consumed = [torch.cuda.Event(blocking=True) for _ in range(2)]
     compute_stream = torch.cuda.current_stream(device)
     starts = list(range(0, n_samples, rows))
 
@@ -283,23 +316,42 @@ def _iter_host_to_cuda(X, buffer, rows):
 class ClassStats:
     """Sufficient statistics of a nearest-mean model: sums.
 
+    Sums are taken of ``x - shift``, a fixed reference row (the first row
+    seen): the numbers stay small, so sums of squares keep their precision
+    for data far from zero, and for uint8 images they are exact.
+
     Attributes
     ----------
     sums : ndarray of shape (n_classes, n_features), float64
-        Weighted sum of the rows of each class.
+        Weighted sum of ``x - shift`` over the rows of each class.
     weights : ndarray of shape (n_classes,), float64
         Total sample weight of each class (the count, for unit weights).
     sq_sums : ndarray of shape (n_features,), float64
-        Weighted sum of the squares of each feature over all rows.
+        Weighted sum of ``(x - shift) ** 2`` over all rows.
+    shift : ndarray of shape (n_features,), float64
+        The reference row.
 
     Statistics of disjoint parts of a data set add up to the statistics of the
-    whole: ``stats(A) + stats(B) == stats(A ∪ B)``.  That is what
-    ``partial_fit`` and fitting on several workers rest on.
+    whole, whatever their shifts: ``stats(A) + stats(B) == stats(A ∪ B)``.
+    That is what ``partial_fit`` and fitting on several workers rest on.
     """
 
     sums: np.ndarray
     weights: np.ndarray
     sq_sums: np.ndarray
+    shift: np.ndarray
+
+    def rebased(self, shift):
+        """The same statistics about another reference row."""
+        delta = self.shift - shift  # x - shift == (x - self.shift) + delta
+        return ClassStats(
+            self.sums + self.weights[:, None] * delta,
+            self.weights,
+            self.sq_sums
+            + 2 * delta * self.sums.sum(axis=0)
+            + self.weights.sum() * delta**2,
+            np.asarray(shift, dtype=np.float64),
+        )
 
     def __add__(self, other):
         if self.sums.shape != other.sums.shape:
@@ -307,28 +359,47 @@ class ClassStats:
                 "Cannot merge class statistics of shapes "
                 f"{self.sums.shape} and {other.sums.shape}."
             )
+        if not np.array_equal(self.shift, other.shift):
+            other = other.rebased(self.shift)
         return ClassStats(
             self.sums + other.sums,
             self.weights + other.weights,
             self.sq_sums + other.sq_sums,
+            self.shift,
         )
 
     def means(self):
         """Class means; rows of classes with zero weight are NaN."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = self.sums / self.weights[:, None]
+            # (sum of x) / weight: for integer data exactly what np.mean gives.
+            means = (self.sums + self.weights[:, None] * self.shift) / self.weights[
+                :, None
+            ]
         means[self.weights <= 0] = np.nan
         return means
 
     def overall_mean(self):
         """Weighted mean of all rows."""
-        return self.sums.sum(axis=0) / self.weights.sum()
+        total = self.weights.sum()
+        return (self.sums.sum(axis=0) + total * self.shift) / total
+
+    def mean_sq_norm(self):
+        """Weighted mean of the squared Euclidean norm of the rows."""
+        raw = self.rebased(np.zeros_like(self.shift))
+        return raw.sq_sums.sum() / self.weights.sum()
 
     def within_class_scatter(self):
         """Per feature, the weighted sum of squares about the class means."""
         seen = self.weights > 0
         between = (self.sums[seen] ** 2 / self.weights[seen, None]).sum(axis=0)
         return np.maximum(self.sq_sums - between, 0.0)
+
+
+def _first_row(X):
+    row = X[0]
+    if is_tensor(row):
+        row = row.detach().cpu().double().numpy()
+    return np.asarray(row, dtype=np.float64)
 
 
 def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
@@ -352,19 +423,24 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
     n_features = X.shape[1]
     acc = _accumulator_dtype(device)
     dtype = compute_dtype(X, device)
+    shift = _first_row(X)
+    shift_t = torch.as_tensor(shift, dtype=dtype).to(device)
     sums = torch.zeros((n_classes, n_features), dtype=acc, device=device)
     part = torch.empty((n_classes, n_features), dtype=dtype, device=device)
     weights = torch.zeros(n_classes, dtype=acc, device=device)
     sq_sums = torch.zeros(n_features, dtype=acc, device=device)
-    rows = min(batch_rows(batch_size, n_features), X.shape[0])
+    # A chunk's class sums are taken in the compute dtype: exact in float32
+    # for uint8 images as long as a chunk has at most 65,536 rows.
+    rows = min(batch_rows(batch_size, n_features), _MAX_EXACT_ROWS, X.shape[0])
     square_buffer = torch.empty((rows, n_features), dtype=dtype, device=device)
     y = torch.as_tensor(np.asarray(y, dtype=np.int64))
     if sample_weight is not None:
         sample_weight = torch.as_tensor(np.asarray(sample_weight, dtype=np.float64))
     for start, stop, chunk in iter_chunks(
-        X, device=device, dtype=dtype, batch_size=batch_size
+        X, device=device, dtype=dtype, batch_size=rows
     ):
         yc = y[start:stop].to(device)
+        chunk.sub_(shift_t)
         squares = torch.mul(chunk, chunk, out=square_buffer[: stop - start])
         if sample_weight is None:
             weights.index_add_(0, yc, torch.ones_like(yc, dtype=acc))
@@ -374,9 +450,6 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
             wc = wc.to(dtype)[:, None]
             chunk.mul_(wc)
             squares.mul_(wc)
-        # A chunk's sums in the compute dtype (exact for uint8 images in
-        # float32: a chunk holds far fewer than 2**24 / 255 rows), the running
-        # totals in float64.
         sq_sums.add_(_row_sum(squares, acc))
         part.zero_().index_add_(0, yc, chunk)
         sums.add_(part)
@@ -384,6 +457,7 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
         sums.cpu().double().numpy(),
         weights.cpu().double().numpy(),
         sq_sums.cpu().double().numpy(),
+        shift,
     )
 
 

@@ -17,6 +17,7 @@ from sklearn.base import clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_array, column_or_1d
 
+from ._classifier import label_indices
 from ._core import class_stats, resolve_device
 
 
@@ -63,14 +64,7 @@ def block_stats(X, y, classes, sample_weight=None, *, device="cpu", batch_size="
     y = column_or_1d(np.asarray(y))
     if len(y) != len(X):
         raise ValueError(f"A block has {len(X)} rows in X but {len(y)} labels in y.")
-    index = np.searchsorted(classes, y)
-    index[index == classes.size] = 0
-    unknown = classes[index] != y
-    if unknown.any():
-        raise ValueError(
-            f"y contains labels {np.unique(y[unknown]).tolist()!r} that are not "
-            f"in classes={classes.tolist()!r}."
-        )
+    index = label_indices(y, classes)
     if sample_weight is not None:
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
@@ -96,9 +90,8 @@ def _stats_of_block(block, classes, device, batch_size):
 
 
 def _fitted(estimator, classes, stats):
-    estimator.classes_ = classes
     estimator.n_features_in_ = stats.sums.shape[1]
-    return estimator._set_state(stats)
+    return estimator._set_state(classes, stats)
 
 
 def fit_blocks(estimator, blocks, *, classes, n_jobs=None):

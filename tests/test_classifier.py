@@ -502,3 +502,90 @@ def test_mnist_equals_nearest_centroid(mnist):
         assert_array_equal(ours.predict(X), ref.predict(X))
     # The well-known accuracy of nearest mean on MNIST.
     assert ours.score(X_test, y_test) == pytest.approx(0.8203, abs=1e-4)
+
+
+# ------------------------------------------------- precision and fitted state
+def test_float32_data_far_from_zero_keeps_its_spread():
+    # float32 values near 1000 with a spread of 0.01: sums of squares about
+    # zero would cancel; about a reference row they keep their precision.
+    rng = np.random.RandomState(0)
+    X = (1000 + 0.01 * rng.randn(400, 3)).astype(np.float32)
+    y = np.repeat([0, 1], 200)
+    X[y == 1] += np.float32(0.02)
+    ours = NearestMeanImageClassifier().fit(X, y)
+    ref = NearestCentroid().fit(X, y)
+    assert_allclose(ours.within_class_std_dev_, ref.within_class_std_dev_, rtol=1e-3)
+    assert ours.within_class_std_ == pytest.approx(0.01, rel=0.1)
+    assert_array_equal(ours.predict(X), ref.predict(X))
+    proba = ours.predict_proba(X)
+    assert proba.max(axis=1).mean() > 0.6  # not 0.5 everywhere
+
+
+def test_large_integers_are_computed_in_float64():
+    X = np.array([[10**9], [10**9 + 2], [10**9 + 20], [10**9 + 22]], dtype=np.int64)
+    y = [0, 0, 1, 1]
+    ours = NearestMeanImageClassifier().fit(X, y)
+    assert_allclose(ours.centroids_.ravel(), [10**9 + 1, 10**9 + 21])
+    assert_array_equal(ours.predict(X), NearestCentroid().fit(X, y).predict(X))
+
+
+def test_big_user_chunks_sum_exactly():
+    # 200,000 rows of 255 in one chunk: float32 sums over more than 2**24/255
+    # rows would drift; fitting caps its chunks so they stay exact.
+    X = np.full((200_000, 2), 255, dtype=np.uint8)
+    y = np.arange(200_000) % 2
+    clf = NearestMeanImageClassifier(batch_size=200_000).fit(X, y)
+    assert_array_equal(clf.centroids_, np.full((2, 2), 255.0))
+
+
+def test_auto_chunks_shrink_for_wide_images():
+    from sk_template._core import batch_rows
+
+    assert batch_rows("auto", 784) == 2560  # MNIST: a multiple of 256 rows
+    assert batch_rows("auto", 224 * 224 * 3) == 13  # about 8 MiB of float32
+    assert batch_rows("auto", 10**8) == 1
+
+
+def test_failed_fit_leaves_the_previous_model_usable():
+    clf = NearestMeanImageClassifier().fit(X_TOY, Y_TOY)
+    expected = clf.predict(T_TOY)
+    with pytest.raises(ValueError):
+        clf.fit(X_TOY, [1, 2, 1, 2], sample_weight=[0, 0, 0, 0])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        clf.fit(X_TOY, [5, 5, 5, 5])
+    assert_array_equal(clf.classes_, [3, 7])
+    assert_array_equal(clf.predict(T_TOY), expected)
+
+
+def test_failed_first_partial_fit_can_be_retried():
+    clf = NearestMeanImageClassifier()
+    with pytest.raises(ValueError, match="not in classes"):
+        clf.partial_fit(X_TOY, [3, 3, 7, 9], classes=[3, 7])
+    assert not hasattr(clf, "classes_")
+    clf.partial_fit(X_TOY, Y_TOY, classes=[3, 7])
+    assert_allclose(clf.centroids_, CENTROIDS_TOY)
+
+
+def test_centroids_cannot_be_edited_behind_the_device_cache():
+    clf = NearestMeanImageClassifier().fit(X_TOY, Y_TOY)
+    clf.predict(T_TOY)
+    with pytest.raises(ValueError, match="read-only"):
+        clf.centroids_[0] = 0
+    # Replacing the array is seen.
+    clf.centroids_ = CENTROIDS_TOY[::-1].copy()
+    assert_array_equal(clf.predict(T_TOY), [7, 3, 3])
+
+
+def test_set_params_after_fit_does_not_change_the_fitted_priors():
+    clf = NearestMeanImageClassifier(priors=[0.9, 0.1]).fit(X_TOY, Y_TOY)
+    before = clf.predict_proba(T_TOY)
+    clf.set_params(priors="uniform")
+    assert_allclose(clf.predict_proba(T_TOY), before)
+    clf.fit(X_TOY, Y_TOY)
+    assert_allclose(clf.class_prior_, [0.5, 0.5])
+
+
+def test_bfloat16_tensor_input():
+    X = torch.tensor(X_TOY, dtype=torch.bfloat16)
+    clf = NearestMeanImageClassifier().fit(X, Y_TOY)
+    assert_array_equal(clf.predict(X), Y_TOY)
