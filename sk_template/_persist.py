@@ -35,7 +35,6 @@ import dataclasses
 import json
 import math
 import os
-import secrets
 import warnings
 import zipfile
 import zlib
@@ -48,6 +47,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._classifier import NearestMeanImageClassifier
 from ._core import ClassStats, device_available
+from .datasets._atomic import write_atomic
 
 __all__ = ["FORMAT_VERSION", "load_model", "save_model"]
 
@@ -250,22 +250,7 @@ def save_model(model, path, *, image_shape=None):
         arrays["median_scatter"] = np.asarray(medians[1], dtype=np.float64)
     if hasattr(model, "feature_names_in_"):
         arrays["feature_names_in"] = np.asarray(model.feature_names_in_).astype(np.str_)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"Cannot write {path}: the folder {path.parent} does not exist."
-        )
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
-    tmp = path.with_name(f".{path.name}.tmp-{token}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def _sniff(path):
@@ -303,12 +288,32 @@ def _is_zlib(head):
     return len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0
 
 
+_MEMBERS = {
+    "format",
+    "format_version",
+    "sk_template_version",
+    "params",
+    "metadata",
+    "classes",
+    "n_features_in",
+    "feature_names_in",
+    "medians",
+    "median_scatter",
+}
+
+
+def _known(name):
+    return name in _MEMBERS or name.startswith(_STATS)
+
+
 def _read_archive(path):
     """The members of the archive at ``path`` as a dict of arrays."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            # Only the members a model file has are read: an unknown one (say,
+            # a header claiming a huge shape) is never loaded.
+            arrays = {name: npz[name] for name in npz.files if _known(name)}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, MemoryError) as exc:
         raise ValueError(
             f"{path} is a corrupt or truncated model file ({exc}); save the model "
             "again."
@@ -318,6 +323,11 @@ def _read_archive(path):
         raise ValueError(
             f"{path} is not a valid sk_template model file: {exc}"
         ) from exc
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # a member not written by np.save
+            raise ValueError(
+                f"{path} is a corrupt model file: member {name!r} is not an array."
+            )
     marker = arrays.get("format")
     if marker is None or marker.shape != () or str(marker) != _MARKER:
         what = "no format marker" if marker is None else f"format {str(marker)!r}"
@@ -481,7 +491,24 @@ def load_model(path, *, return_metadata=False):
             f"{path} is a corrupt model file: classes has dtype {classes.dtype} and "
             f"shape {classes.shape}."
         )
+    if not np.array_equal(classes, np.unique(classes)):
+        raise ValueError(
+            f"{path} is a corrupt model file: its classes are not sorted and "
+            "unique, so labels would be mixed up."
+        )
     stats = _read_stats(arrays, path, classes.shape[0], n_features)
+    if (
+        not all(np.isfinite(a).all() for a in vars(stats).values())
+        or (stats.weights < 0).any()
+    ):
+        raise ValueError(
+            f"{path} is a corrupt model file: its statistics hold non-finite "
+            "values or negative weights."
+        )
+    try:
+        image_shape = _image_shape(metadata.get("image_shape"), int(n_features))
+    except ValueError as exc:
+        raise ValueError(f"{path} is a corrupt model file: {exc}") from None
     medians = None
     if "medians" in arrays:
         medians = (arrays["medians"], arrays.get("median_scatter"))
@@ -508,7 +535,6 @@ def load_model(path, *, return_metadata=False):
         raise ValueError(
             f"{path} has parameters this sk_template cannot use ({_flat(exc)})."
         ) from None
-    model.classes_ = classes
     model.n_features_in_ = int(n_features)
     if "feature_names_in" in arrays:
         names = arrays["feature_names_in"]
@@ -519,12 +545,11 @@ def load_model(path, *, return_metadata=False):
             )
         model.feature_names_in_ = names.astype(object)
     try:
-        model._set_state(stats, medians)
+        model._set_state(classes, stats, medians)
     except ValueError as exc:
         raise ValueError(f"{path} is a corrupt model file: {_flat(exc)}") from None
     if not return_metadata:
         return model
-    shape = metadata.get("image_shape")
     info = {
         "format_version": int(version),
         "sk_template_version": (
@@ -532,6 +557,6 @@ def load_model(path, *, return_metadata=False):
             if "sk_template_version" in arrays
             else None
         ),
-        "image_shape": tuple(shape) if shape else None,
+        "image_shape": image_shape,
     }
     return model, info

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets._atomic import write_atomic
+
 PROG = "sk-template"
 
 # Folder names of the training and the held-out split of a tree, in the order
@@ -80,23 +82,6 @@ def _one_line(exc):
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())
-
-
-def _write_atomic(path, write):
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"cannot write {path}: the folder {path.parent} does not exist."
-        )
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _mode_for(image_shape):
@@ -614,9 +599,9 @@ def _cmd_demo(args, console):
     clf = _fit(args, console, X_train, y_train)
     report = evaluation(clf, X_test, y_test)
     model_path = save_model(clf, out / "model.npz", image_shape=image_shape)
-    means_path = _write_atomic(
+    means_path = write_atomic(
         out / "means.png",
-        lambda tmp: render_means(clf, image_shape).save(tmp, format="PNG"),
+        lambda f: render_means(clf, image_shape).save(f, format="PNG"),
     )
 
     console.out(f"Data: {source}")
@@ -762,7 +747,7 @@ def _cmd_means(args, console):
         model, image_shape, scale=args.scale, columns=args.columns, cmap=args.cmap
     )
     output = Path(args.output).expanduser()
-    _write_atomic(output, lambda tmp: picture.save(tmp, format="PNG"))
+    write_atomic(output, lambda f: picture.save(f, format="PNG"))
     console.out(
         f"Wrote the means of {len(model.classes_)} classes "
         f"({picture.width}x{picture.height} pixels) to {output}"

@@ -328,7 +328,10 @@ def test_object_array_member_is_refused_without_unpickling(model_file):
 @pytest.mark.parametrize(
     "changes, match",
     [
-        ({"stats_sums": None}, r"holds the statistics \['sq_sums', 'weights'\]"),
+        (
+            {"stats_sums": None},
+            r"holds the statistics \['shift', 'sq_sums', 'weights'\]",
+        ),
         ({"stats_extra": np.ones(10)}, "but this sk_template needs"),
         ({"format": np.array("something.else")}, "format 'something.else'"),
         ({"format_version": np.array("1")}, "'format_version' has dtype"),
@@ -359,3 +362,38 @@ def test_inconsistent_archive(model_file, changes, match):
 def test_path_type_is_checked():
     with pytest.raises(TypeError, match="path must be a str or path-like"):
         load_model(3.5)
+
+
+def test_member_that_is_not_an_array_is_a_clear_error(model_file):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+        with zipfile.ZipFile(model_file, "a") as archive:
+            archive.writestr("format", b"not an npy member")
+    with pytest.raises(ValueError, match="member 'format' is not an array"):
+        load_model(model_file)
+
+
+def test_unknown_member_is_never_read(model_file):
+    # An .npy header claiming 10**11 float64 (745 GiB): reading it would fail.
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        member, {"descr": "<f8", "fortran_order": False, "shape": (10**11,)}
+    )
+    with zipfile.ZipFile(model_file, "a") as archive:
+        archive.writestr("huge.npy", member.getvalue())
+    model = load_model(model_file)
+    assert model.n_features_in_ == 64
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"classes": np.arange(10)[::-1].copy()}, "not sorted and unique"),
+        ({"metadata": np.array(json.dumps({"image_shape": 5}))}, "image_shape"),
+        ({"metadata": np.array(json.dumps({"image_shape": [7, 7]}))}, "49 pixel"),
+    ],
+)
+def test_inconsistent_labels_and_metadata_are_refused(model_file, changes, match):
+    _rewrite(model_file, **changes)
+    with pytest.raises(ValueError, match=match):
+        load_model(model_file)

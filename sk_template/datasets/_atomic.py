@@ -40,14 +40,28 @@ def replace_dir(tmp, target):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_file_atomic(path, data):
-    """Write ``data`` (bytes) to ``path`` through a temporary sibling file."""
+def write_atomic(path, write):
+    """Create the file ``path`` by ``write(f)`` into a temporary sibling file
+    ``f`` (open for binary writing), synced and then renamed over ``path``:
+    readers see the old file or the whole new one, never a part."""
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write {path}: the folder {path.parent} does not exist."
+        )
     tmp = temp_sibling(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_file_atomic(path, data):
+    """Write ``data`` (bytes) to ``path`` through a temporary sibling file."""
+    return write_atomic(path, lambda f: f.write(data))
