@@ -12,6 +12,9 @@ RGB = RNG.integers(0, 256, size=(6, 7, 3), dtype=np.uint8)
 RGBA = RNG.integers(0, 256, size=(6, 7, 4), dtype=np.uint8)
 LA = RNG.integers(0, 256, size=(6, 7, 2), dtype=np.uint8)
 GREY16 = RNG.integers(0, 65536, size=(6, 7), dtype=np.uint16)
+# The colour keys of the tRNS cases below occur, so transparency matters.
+GREY[0, :3] = 7
+RGB[0, :3] = (1, 2, 3)
 
 
 def _palette(transparency):
@@ -63,7 +66,7 @@ def test_pyspng_and_pillow_give_identical_pixels(pngs, monkeypatch, kind, mode, 
     np.testing.assert_array_equal(fast, slow)
 
 
-@pytest.mark.parametrize("kind", ["grey", "grey_trns", "grey_alpha", "rgb", "rgba"])
+@pytest.mark.parametrize("kind", ["grey", "grey_alpha", "rgb", "rgba"])
 def test_pyspng_really_decodes_8bit_pngs(pngs, monkeypatch, kind):
     load = pytest.importorskip("pyspng").load
     calls = []
@@ -74,11 +77,34 @@ def test_pyspng_really_decodes_8bit_pngs(pngs, monkeypatch, kind):
     assert calls == [1]
 
 
-@pytest.mark.parametrize("kind", ["grey_16bit", "bilevel", "palette"])
+@pytest.mark.parametrize(
+    "kind", ["grey_16bit", "bilevel", "palette", "grey_trns", "rgb_trns"]
+)
 def test_pyspng_is_not_used_where_it_differs(pngs, monkeypatch, kind):
     pytest.importorskip("pyspng")
     monkeypatch.setattr(_decode._pyspng, "load", None)  # would fail if called
     _decode.decode_file(str(pngs[kind]), mode="L")
+
+
+def test_colour_key_transparency_is_applied(pngs):
+    rgba = _decode.decode_file(str(pngs["rgb_trns"]), mode="RGBA")
+    assert (rgba[0, :3, 3] == 0).all()
+    assert (rgba[..., 3] == 0).sum() == (RGB == (1, 2, 3)).all(axis=-1).sum()
+
+
+@pytest.mark.parametrize("use_pyspng", [True, False])
+def test_damaged_compressed_data_is_an_error_with_either_decoder(
+    tmp_path, monkeypatch, use_pyspng
+):
+    path = tmp_path / "damaged.png"
+    Image.fromarray(RNG.integers(0, 256, size=(28, 28), dtype=np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    idat = data.index(b"IDAT")
+    data[idat + 20] ^= 0x01  # one bit inside the compressed pixels
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(_decode, "USE_PYSPNG", use_pyspng)
+    with pytest.raises(ImageDecodeError, match="damaged.png"):
+        _decode.decode_file(str(path))
 
 
 @pytest.mark.parametrize("kind", ["grey", "rgb", "rgba", "grey_alpha", "palette"])

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import replace_dir, temp_sibling
+from ._decode import DECODER_VERSION
 from ._errors import CacheWarning
 from ._home import get_data_home
 
@@ -44,7 +45,12 @@ def cache_dir(data_home, key):
 def cache_key(base, options):
     """Name of the cache folder for ``base`` loaded with ``options`` (a dict)."""
     blob = json.dumps(
-        {"format": FORMAT_VERSION, "base": os.path.realpath(base), **options},
+        {
+            "format": FORMAT_VERSION,
+            "decoder": DECODER_VERSION,
+            "base": os.path.realpath(base),
+            **options,
+        },
         sort_keys=True,
         default=str,
     )

@@ -22,6 +22,7 @@ Pixel rules, the same for both decoders:
 import io
 import os
 import warnings
+import zlib
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
@@ -36,6 +37,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 # Set to False to decode everything with Pillow (tests compare the two).
 USE_PYSPNG = True
+# Part of every cache key: bump it when the pixels a file decodes to change,
+# so caches written by an older decoder are not served.
+DECODER_VERSION = 2
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour types pyspng decodes exactly at 8 bits, and Pillow's mode for them.
@@ -145,12 +149,32 @@ def _decode_pillow(data, mode, size, path):
 
 
 def _spng_mode(data):
-    """Pillow's mode for a PNG pyspng decodes exactly, else None."""
+    """Pillow's mode for a PNG pyspng decodes exactly, else None.
+
+    Besides the format (8 bits; grey, grey+alpha, RGB, RGBA), the chunks are
+    walked: pyspng ignores a colour-key transparency chunk (tRNS), which
+    Pillow applies, and does not check chunk CRCs, so it would decode damaged
+    data that Pillow refuses.  Such files go to Pillow.
+    """
     if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33:
         return None
     if data[24] != 8:  # bit depth
         return None
-    return _SPNG_MODES.get(data[25])  # colour type
+    mode = _SPNG_MODES.get(data[25])  # colour type
+    view, pos, n = memoryview(data), 8, len(data)
+    while mode is not None and pos + 12 <= n:
+        end = pos + 12 + int.from_bytes(view[pos : pos + 4], "big")
+        kind = bytes(view[pos + 4 : pos + 8])
+        if end > n or kind == b"tRNS":
+            return None
+        if zlib.crc32(view[pos + 4 : end - 4]) != int.from_bytes(
+            view[end - 4 : end], "big"
+        ):
+            return None
+        if kind == b"IEND":
+            return mode
+        pos = end
+    return None
 
 
 def _decode_spng(data, stored, mode, size):

@@ -396,7 +396,13 @@ def load_image_folder(
                         f"mmap=True needs the cache, which could not be written to "
                         f"{str(entry)!r}; see the warning above."
                     )
-                data = _cache.read(entry, fingerprint, mmap=True)[0]
+                cached = _cache.read(entry, fingerprint, mmap=True)
+                if cached is None:  # replaced by another process meanwhile
+                    raise OSError(
+                        f"The cache {str(entry)!r} changed while it was being "
+                        "written; load again."
+                    )
+                data = cached[0]
     if skipped:
         _warn_skipped(skipped)
 
