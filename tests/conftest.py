@@ -3,8 +3,12 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import os
+from pathlib import Path
 
 import pytest
+
+# The real MNIST (four gzipped IDX files), beside the project root.
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -20,3 +24,19 @@ def _private_data_home(tmp_path_factory):
         del os.environ["SK_TEMPLATE_DATA"]
     else:
         os.environ["SK_TEMPLATE_DATA"] = previous
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """Real MNIST as ``((X_train, y_train), (X_test, y_test))``, uint8 rows of
+    784 pixels; the test is skipped when ../shared/data/mnist is absent."""
+    if not MNIST.is_dir():
+        pytest.skip(f"real MNIST not found at {MNIST}")
+    from sk_template.datasets import read_idx
+
+    def load(prefix):
+        images = read_idx(MNIST / f"{prefix}-images-idx3-ubyte.gz")
+        labels = read_idx(MNIST / f"{prefix}-labels-idx1-ubyte.gz")
+        return images.reshape(len(images), -1), labels
+
+    return load("train"), load("t10k")

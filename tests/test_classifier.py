@@ -6,7 +6,6 @@ import io
 import pickle
 import pickletools
 import warnings
-from pathlib import Path
 
 import joblib
 import numpy as np
@@ -23,7 +22,6 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sk_template import NearestMeanImageClassifier
 
 METRICS = ["euclidean", "manhattan", "cosine"]
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="CUDA is not available on this machine"
 )
@@ -479,18 +477,6 @@ def test_cuda_tensor_with_nan_is_rejected():
 
 
 # ----------------------------------------------------------------- real MNIST
-@pytest.fixture(scope="module")
-def mnist():
-    if not MNIST.is_dir():
-        pytest.skip(f"real MNIST not found at {MNIST}")
-    from sk_template.datasets import read_idx
-
-    def load(prefix):
-        images = read_idx(MNIST / f"{prefix}-images-idx3-ubyte.gz")
-        labels = read_idx(MNIST / f"{prefix}-labels-idx1-ubyte.gz")
-        return images.reshape(len(images), -1), labels
-
-    return load("train"), load("t10k")
 
 
 def test_mnist_equals_nearest_centroid(mnist):

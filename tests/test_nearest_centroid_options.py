@@ -3,7 +3,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,6 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestCentroid
 
 from sk_template import NearestMeanImageClassifier
-
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 # Toy data: two classes, the second with an even number of rows so its
 # median is the mean of two middle values.
@@ -177,18 +174,6 @@ def test_priors_shift_the_posterior_by_their_log_ratio(digits):
 
 
 # ---------------------------------------------------------------- real MNIST
-@pytest.fixture(scope="module")
-def mnist():
-    if not MNIST.is_dir():
-        pytest.skip(f"real MNIST not found at {MNIST}")
-    from sk_template.datasets import read_idx
-
-    def load(prefix):
-        images = read_idx(MNIST / f"{prefix}-images-idx3-ubyte.gz")
-        labels = read_idx(MNIST / f"{prefix}-labels-idx1-ubyte.gz")
-        return images.reshape(len(images), -1), labels
-
-    return load("train"), load("t10k")
 
 
 def test_mnist_median_and_shrinking_equal_sklearn(mnist):

@@ -277,28 +277,25 @@ def decode_files(paths, *, mode, size, shape, stop_on_error, n_jobs, progress=No
     n_workers = effective_n_jobs(n_jobs) if n_jobs is not None else 1
     if n_workers > 1 and n >= 2 * MIN_FILES_PER_JOB:
         bounds = _chunks(n, n_workers)
+        # Each worker returns its block, copied into place below.
         results = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(decode_chunk)(paths[a:b], mode, size, shape, stop_on_error)
             for a, b in bounds
         )
-        for (a, b), (block, errs, mism) in zip(bounds, results, strict=True):
-            out[a:b] = block
-            errors.extend((a + i, r) for i, r in errs)
-            mismatched.extend((a + i, s) for i, s in mism)
-            if progress is not None:
-                progress.update(b)
-            if errors and stop_on_error:
-                break
     else:
-        for a in range(0, n, 1024):
-            b = min(a + 1024, n)
-            _, errs, mism = decode_chunk(
-                paths[a:b], mode, size, shape, stop_on_error, out=out[a:b]
-            )
-            errors.extend((a + i, r) for i, r in errs)
-            mismatched.extend((a + i, s) for i, s in mism)
-            if progress is not None:
-                progress.update(b)
-            if errors and stop_on_error:
-                break
+        bounds = [(a, min(a + 1024, n)) for a in range(0, n, 1024)]
+        # Decoded straight into place.
+        results = (
+            decode_chunk(paths[a:b], mode, size, shape, stop_on_error, out=out[a:b])
+            for a, b in bounds
+        )
+    for (a, b), (block, errs, mism) in zip(bounds, results, strict=True):
+        if not np.may_share_memory(block, out):
+            out[a:b] = block
+        errors.extend((a + i, r) for i, r in errs)
+        mismatched.extend((a + i, s) for i, s in mism)
+        if progress is not None:
+            progress.update(b)
+        if errors and stop_on_error:
+            break
     return out, errors, mismatched
