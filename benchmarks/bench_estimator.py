@@ -88,7 +88,7 @@ def median_time(fn, repeat):
 def cdist_argmin(X, centroids, metric):
     """The plain torch baseline: upcast everything, one cdist, argmin."""
     Xt = torch.from_numpy(X).float()
-    C = torch.from_numpy(centroids).float()
+    C = torch.tensor(centroids, dtype=torch.float32)
     if metric == "cosine":
         Xn = torch.nn.functional.normalize(Xt, dim=1)
         Cn = torch.nn.functional.normalize(C, dim=1)

@@ -246,12 +246,14 @@ class NearestMeanImageClassifier(
             Fitted estimator.
         """
         X, y = self._validate_X_y(X, y, reset=True)
-        classes, y_index = np.unique(y, return_inverse=True)
+        # np.unique without return_inverse hashes instead of sorting every label.
+        classes = np.unique(y)
         if classes.size < 2:
             raise ValueError(
                 "NearestMeanImageClassifier needs samples of at least 2 classes "
                 f"in the data; got 1 class: {classes[0]!r}."
             )
+        y_index = label_indices(y, classes)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True

@@ -224,7 +224,7 @@ def _row_sum(t, dtype):
     return total
 
 
-def iter_chunks(X, *, device, dtype, batch_size):
+def iter_chunks(X, *, device, dtype, batch_size, shift=None):
     """Yield ``(start, stop, chunk)`` with ``chunk`` a float tensor on ``device``.
 
     ``X`` is a 2-D numpy array (memory-mapped arrays included) or a tensor on
@@ -232,7 +232,9 @@ def iter_chunks(X, *, device, dtype, batch_size):
     quarter of the bytes of float32) and is upcast on ``device`` into one
     reused buffer: the yielded chunk is overwritten by the next one and may be
     modified in place by the caller.  From host memory to a CUDA device the
-    next slice is copied while the current one is computed on.
+    next slice is copied while the current one is computed on.  With
+    ``shift`` (a tensor of ``n_features`` values on ``device``), the chunk is
+    ``X[start:stop] - shift``, in the same pass as the upcast.
     """
     n_samples, n_features = X.shape
     rows = min(batch_rows(batch_size, n_features), n_samples)
@@ -244,10 +246,20 @@ def iter_chunks(X, *, device, dtype, batch_size):
             for start in range(0, n_samples, rows):
                 stop = min(start + rows, n_samples)
                 chunk = buffer[: stop - start]
-                chunk.copy_(_host_tensor(X[start:stop]))
+                _upcast(_host_tensor(X[start:stop]), chunk, shift)
                 yield start, stop, chunk
         else:
-            yield from _iter_host_to_cuda(X, buffer, rows)
+            yield from _iter_host_to_cuda(X, buffer, rows, shift)
+
+
+def _upcast(part, chunk, shift):
+    """``chunk[:] = part - shift`` (or a plain copy), converting the dtype.
+
+    Two passes: on a CPU, a subtraction of mixed dtypes is slower than an
+    upcasting copy followed by a subtraction in place."""
+    chunk.copy_(part)
+    if shift is not None:
+        chunk.sub_(shift)
 
 
 def _host_tensor(part):
@@ -263,7 +275,7 @@ def _host_tensor(part):
     return torch.from_numpy(part)
 
 
-def _iter_host_to_cuda(X, buffer, rows):
+def _iter_host_to_cuda(X, buffer, rows, shift):
     """Double-buffered host-to-GPU stream: pinned staging, a copy stream and
     events, so the copy of slice i+1 overlaps the work on slice i."""
     n_samples, n_features = X.shape
@@ -306,7 +318,7 @@ def _iter_host_to_cuda(X, buffer, rows):
         slot, stop = i % 2, min(start + rows, n_samples)
         compute_stream.wait_event(copied[slot])
         chunk = buffer[: stop - start]
-        chunk.copy_(staged[slot][: stop - start])  # upcast on the GPU
+        _upcast(staged[slot][: stop - start], chunk, shift)  # upcast on the GPU
         consumed[slot].record(compute_stream)
         yield start, stop, chunk
 
@@ -317,8 +329,9 @@ class ClassStats:
     """Sufficient statistics of a nearest-mean model: sums.
 
     Sums are taken of ``x - shift``, a fixed reference row (the first row
-    seen): the numbers stay small, so sums of squares keep their precision
-    for data far from zero, and for uint8 images they are exact.
+    seen, for floating-point data; zeros for integers, which are summed
+    exactly): the numbers stay small, so sums of squares keep their precision
+    for data far from zero.
 
     Attributes
     ----------
@@ -395,11 +408,21 @@ class ClassStats:
         return np.maximum(self.sq_sums - between, 0.0)
 
 
-def _first_row(X):
+def _reference_row(X):
+    """The shift the sums of ``X`` are taken about.
+
+    Floating-point data gets its first row, so data far from zero keeps its
+    precision; integers (images) are summed exactly as they are, so they get
+    zeros and save a pass.
+    """
     row = X[0]
     if is_tensor(row):
+        floating = row.is_floating_point()
         row = row.detach().cpu().double().numpy()
-    return np.asarray(row, dtype=np.float64)
+    else:
+        floating = np.dtype(row.dtype).kind == "f"
+    row = np.asarray(row, dtype=np.float64)
+    return row if floating else np.zeros_like(row)
 
 
 def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
@@ -423,8 +446,8 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
     n_features = X.shape[1]
     acc = _accumulator_dtype(device)
     dtype = compute_dtype(X, device)
-    shift = _first_row(X)
-    shift_t = torch.as_tensor(shift, dtype=dtype).to(device)
+    shift = _reference_row(X)
+    shift_t = torch.as_tensor(shift, dtype=dtype).to(device) if shift.any() else None
     sums = torch.zeros((n_classes, n_features), dtype=acc, device=device)
     part = torch.empty((n_classes, n_features), dtype=dtype, device=device)
     weights = torch.zeros(n_classes, dtype=acc, device=device)
@@ -437,10 +460,9 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
     if sample_weight is not None:
         sample_weight = torch.as_tensor(np.asarray(sample_weight, dtype=np.float64))
     for start, stop, chunk in iter_chunks(
-        X, device=device, dtype=dtype, batch_size=rows
+        X, device=device, dtype=dtype, batch_size=rows, shift=shift_t
     ):
         yc = y[start:stop].to(device)
-        chunk.sub_(shift_t)
         squares = torch.mul(chunk, chunk, out=square_buffer[: stop - start])
         if sample_weight is None:
             weights.index_add_(0, yc, torch.ones_like(yc, dtype=acc))
@@ -569,6 +591,7 @@ class Centroids:
             term = shifted**2 if metric == "euclidean" else shifted
             self.c_term = torch.as_tensor(term.sum(axis=1), dtype=dtype).to(device)
         else:  # cosine
+            self.shift = None
             norms = np.linalg.norm(centroids, axis=1, keepdims=True)
             unit = centroids / np.where(norms > 0, norms, 1.0)
             self.C = torch.as_tensor(unit, dtype=dtype).to(device)
@@ -576,12 +599,13 @@ class Centroids:
     def distances(self, chunk, scratch=None):
         """Distances from each row of ``chunk`` to each centroid.
 
-        ``chunk`` may be overwritten; ``scratch``, a tensor with at least as
-        many rows, saves an allocation per chunk for the Manhattan metric.
+        ``chunk`` holds the rows minus :attr:`shift` (as :func:`iter_chunks`
+        gives them) and may be overwritten; ``scratch``, a tensor with at
+        least as many rows, saves an allocation per chunk for the Manhattan
+        metric.
         """
         C = self.C
         if self.metric == "euclidean":
-            chunk.sub_(self.shift)
             # |x - c|^2 = |x|^2 - 2 x.c + |c|^2; (n_classes, d) @ (d, rows) is
             # the fast orientation for few classes.
             cross = torch.mm(C, chunk.T).T
@@ -589,7 +613,6 @@ class Centroids:
             d2 = cross.mul_(-2).add_(self.c_term).add_(sq_rows[:, None])
             out = d2.clamp_min_(0).sqrt_()
         elif self.metric == "manhattan":
-            chunk.sub_(self.shift)
             # sum |x - c| = sum x + sum c - 2 sum min(x, c): two passes over
             # the chunk per class instead of three.
             by_class = torch.empty(
@@ -637,7 +660,11 @@ def pairwise_distances(X, centroids, *, batch_size, reduce=None):
             (rows, X.shape[1]), dtype=centroids.dtype, device=centroids.device
         )
     for start, stop, chunk in iter_chunks(
-        X, device=centroids.device, dtype=centroids.dtype, batch_size=batch_size
+        X,
+        device=centroids.device,
+        dtype=centroids.dtype,
+        batch_size=batch_size,
+        shift=centroids.shift,
     ):
         distances = centroids.distances(chunk, scratch).cpu().numpy()
         distances = distances.astype(np.float64)

@@ -21,6 +21,7 @@ Pixel rules, the same for both decoders:
 
 import io
 import os
+import struct
 import warnings
 import zlib
 
@@ -42,6 +43,8 @@ USE_PYSPNG = True
 DECODER_VERSION = 2
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_CHUNK_HEAD = struct.Struct(">I4s")  # a PNG chunk's length and type
+_CRC = struct.Struct(">I")
 # PNG colour types pyspng decodes exactly at 8 bits, and Pillow's mode for them.
 _SPNG_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}
 _KEEP_MODES = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "1": "L"}
@@ -161,15 +164,13 @@ def _spng_mode(data):
     if data[24] != 8:  # bit depth
         return None
     mode = _SPNG_MODES.get(data[25])  # colour type
-    view, pos, n = memoryview(data), 8, len(data)
+    pos, n = 8, len(data)
     while mode is not None and pos + 12 <= n:
-        end = pos + 12 + int.from_bytes(view[pos : pos + 4], "big")
-        kind = bytes(view[pos + 4 : pos + 8])
+        length, kind = _CHUNK_HEAD.unpack_from(data, pos)
+        end = pos + 12 + length
         if end > n or kind == b"tRNS":
             return None
-        if zlib.crc32(view[pos + 4 : end - 4]) != int.from_bytes(
-            view[end - 4 : end], "big"
-        ):
+        if zlib.crc32(data[pos + 4 : end - 4]) != _CRC.unpack_from(data, end - 4)[0]:
             return None
         if kind == b"IEND":
             return mode
