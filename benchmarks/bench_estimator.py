@@ -11,7 +11,9 @@ that shape), side by side in one run:
 - peak memory of ``predict`` on 60,000 uint8 rows above the input itself,
   measured in a fresh subprocess (growth of its anonymous resident memory).
 
-Times are medians of ``--repeat`` runs; a ratio above 1 means ours is faster.
+Times are medians of ``--repeat`` runs, ours and the references' interleaved
+so that a slow spell of a shared machine hits both; a ratio above 1 means ours
+is faster.
 NearestCentroid(metric="manhattan") fits medians, not means: it is the
 reference for speed only.
 
@@ -75,14 +77,18 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def median_time(fn, repeat):
-    fn()  # warm up: allocators, thread pools, lazy device caches
-    times = []
+def median_times(fns, repeat):
+    """Median time of each function, the runs interleaved (a, b, c, a, b, c,
+    ...) so that a slow spell of a shared machine hits them all alike."""
+    for fn in fns:
+        fn()  # warm up: allocators, thread pools, lazy device caches
+    times = [[] for _ in fns]
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        for fn, record in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            record.append(time.perf_counter() - start)
+    return [float(np.median(record)) for record in times]
 
 
 def cdist_argmin(X, centroids, metric):
@@ -142,23 +148,28 @@ print(max(peak[0], rss_anon_mb()) - base)
 def bench_metric(metric, args, X_train, y_train, X_test, y_test):
     """Table rows ``(metric, step, ours, reference name, reference)``."""
     ours = NearestMeanImageClassifier(metric=metric, device=args.device)
-    t_fit = median_time(lambda: ours.fit(X_train, y_train), args.repeat)
-    t_pred = median_time(lambda: ours.predict(X_train), args.repeat)
-    rows = []
-    if metric in ("euclidean", "manhattan"):
-        ref = NearestCentroid(metric=metric)
-        r_fit = median_time(lambda: ref.fit(X_train, y_train), args.repeat)
-        r_pred = median_time(lambda: ref.predict(X_train), args.repeat)
-        rows.append((metric, "fit", t_fit, "NearestCentroid.fit", r_fit))
-        rows.append((metric, "predict", t_pred, "NearestCentroid.predict", r_pred))
-    else:
-        rows.append((metric, "fit", t_fit, "(no sklearn reference)", None))
-    c_pred = median_time(
-        lambda: cdist_argmin(X_train, ours.centroids_, metric), args.repeat
-    )
+    ours.fit(X_train, y_train)
+    centroids = ours.centroids_
     name = {"euclidean": "cdist(p=2)", "manhattan": "cdist(p=1)"}.get(
         metric, "1-cos matmul"
     )
+    fits = [lambda: ours.fit(X_train, y_train)]
+    predicts = [
+        lambda: ours.predict(X_train),
+        lambda: cdist_argmin(X_train, centroids, metric),
+    ]
+    if metric in ("euclidean", "manhattan"):
+        ref = NearestCentroid(metric=metric).fit(X_train, y_train)
+        fits.append(lambda: ref.fit(X_train, y_train))
+        predicts.append(lambda: ref.predict(X_train))
+    t_fit, *r_fit = median_times(fits, args.repeat)
+    t_pred, c_pred, *r_pred = median_times(predicts, args.repeat)
+    rows = []
+    if r_fit:
+        rows.append((metric, "fit", t_fit, "NearestCentroid.fit", r_fit[0]))
+        rows.append((metric, "predict", t_pred, "NearestCentroid.predict", r_pred[0]))
+    else:
+        rows.append((metric, "fit", t_fit, "(no sklearn reference)", None))
     rows.append((metric, "predict", t_pred, f"torch {name} argmin", c_pred))
     rows.append((metric, "accuracy", ours.score(X_test, y_test), "(test set)", None))
     return rows
