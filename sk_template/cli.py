@@ -109,9 +109,30 @@ def _split_layout(root):
     return (train, test) if train and test else None
 
 
+def _check_device(device):
+    """Fail before any loading when ``--device`` names a device not present."""
+    from ._core import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise ValueError(
+            str(exc).replace(f"device={device!r}", f"--device {device}")
+        ) from None
+
+
 def _load_folder(args, console, root, *, split=None, mode="L"):
     from .datasets import load_image_folder
+    from .datasets._discover import check_root, normalize_extensions, split_folders
 
+    if split is None:
+        splits, class_like = split_folders(check_root(root), normalize_extensions(None))
+        if splits and not class_like:
+            raise ValueError(
+                f"{root} holds split folders ({', '.join(splits)}), each with its "
+                f"own class folders: choose one with --split, e.g. --split "
+                f"{splits[0]}."
+            )
     where = f"{root}" + (f" (split {split!r})" if split else "")
     console.status(f"Loading images from {where} ...")
     with _Timer() as t:
@@ -637,6 +658,7 @@ def _check_features_equal(train_shape, test_shape, root, train, test):
 def _cmd_fit(args, console):
     from ._persist import save_model
 
+    _check_device(args.device)
     bunch = _load_folder(args, console, args.root, split=args.split, mode=args.mode)
     clf = _fit(args, console, bunch.data, bunch.target)
     path = save_model(clf, args.output, image_shape=bunch.images.shape[1:])
@@ -653,6 +675,7 @@ def _load_model(args, console):
     console.status(f"Loading the model {args.model} ...")
     model, meta = load_model(args.model, return_metadata=True)
     if getattr(args, "device", None) is not None:
+        _check_device(args.device)
         model.set_params(device=args.device)
     return model, meta
 

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import joblib
 import numpy as np
@@ -549,7 +550,15 @@ def test_devices(tree, model_file, tmp_path, capsys):
     model = tmp_path / "m.npz"
     argv = ["fit", str(tree), "--split", "train", "-o", str(model)]
     assert main([*argv, "--device", "cuda"]) == 1
-    one_line_error(capsys, "device='cuda'", "CUDA is not available")
+    # In the command's terms, and before any image is loaded.
+    captured = capsys.readouterr()
+    assert "Loading images" not in captured.err
+    one_line_error(
+        SimpleNamespace(stderr=captured.err), "--device cuda", "CUDA is not available"
+    )
+    # A tree with splits and no --split: the error names the flag.
+    assert main(["fit", str(tree), "-o", str(model)]) == 1
+    one_line_error(capsys, "holds split folders", "--split train")
 
     # A model file fitted for CUDA runs on the CPU, with a one-line warning.
     assert main([*argv, "--device", "cpu", "-q"]) == 0
