@@ -117,7 +117,7 @@ def _check_device(device):
         resolve_device(device)
     except ValueError as exc:
         raise ValueError(
-            str(exc).replace(f"device={device!r}", f"--device {device}")
+            re.sub(r"device='([^']*)'", r"--device \1", str(exc))
         ) from None
 
 
