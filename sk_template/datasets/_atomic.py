@@ -1,5 +1,6 @@
 """Write-then-rename helpers: nothing on disk is ever left half-written."""
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -38,6 +39,21 @@ def replace_dir(tmp, target):
         # Lost a race with another writer: keep theirs.
         shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def building_dir(target):
+    """Yield a new temporary folder beside ``target``; when the block ends
+    without an error it replaces ``target`` (see :func:`replace_dir`), and
+    on any error it is removed: ``target`` is never seen half-built."""
+    tmp = temp_sibling(target)
+    try:
+        tmp.mkdir()
+        yield tmp
+        replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_atomic(path, write):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import replace_dir, temp_sibling
+from ._atomic import building_dir
 from ._decode import DECODER_VERSION
 from ._errors import CacheWarning
 from ._home import get_data_home
@@ -110,23 +110,20 @@ def read(path, fingerprint, *, mmap=False):
 def write(path, data, codes, relpaths, meta):
     """Write a cache entry atomically; on failure warn and return False."""
     path = Path(path)
-    tmp = temp_sibling(path)
+    meta = {
+        **meta,
+        "format": FORMAT_VERSION,
+        "target_names": _json_labels(meta["target_names"]),
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-        np.save(tmp / "data.npy", np.ascontiguousarray(data), allow_pickle=False)
-        np.save(tmp / "target.npy", codes.astype(np.int32), allow_pickle=False)
-        np.save(tmp / "filenames.npy", np.asarray(relpaths, dtype=str))
-        meta = {
-            **meta,
-            "format": FORMAT_VERSION,
-            "target_names": _json_labels(meta["target_names"]),
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        replace_dir(tmp, path)
+        with building_dir(path) as tmp:
+            np.save(tmp / "data.npy", np.ascontiguousarray(data), allow_pickle=False)
+            np.save(tmp / "target.npy", codes.astype(np.int32), allow_pickle=False)
+            np.save(tmp / "filenames.npy", np.asarray(relpaths, dtype=str))
+            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         prune(path.parent)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         warnings.warn(
             f"Could not write the image cache to {str(path)!r} ({exc}); the images "
             "were loaded but will be decoded again next time.",

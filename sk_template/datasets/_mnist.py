@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import replace_dir, temp_sibling
+from ._atomic import building_dir, temp_sibling
 from ._home import get_data_home
 from ._idx import read_idx
 from ._write import write_image_folder
@@ -214,16 +214,10 @@ def fetch_mnist(
                             "False."
                         )
                     _download(name, mirrors, raw_dir, timeout)
-            tmp = temp_sibling(target)
-            tmp.mkdir()
-            try:
+            with building_dir(target) as tmp:
                 if lay == "png":
                     _write_png_tree(tmp, raw_dir, n_jobs)
                 else:
                     _write_sample_tree(tmp, raw_dir, n_jobs)
-                replace_dir(tmp, target)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
         paths.append(target)
     return paths[0] if single else paths

@@ -1,14 +1,13 @@
 """Write arrays of images back out as an image folder of lossless PNGs."""
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from PIL import Image
 
-from ._atomic import replace_dir, temp_sibling
+from ._atomic import building_dir
 
 __all__ = ["write_image_folder"]
 
@@ -181,9 +180,7 @@ def write_image_folder(
     rel_paths = [f"{names[k]}/{i}.png" for i, k in zip(index, inverse, strict=True)]
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_sibling(target)
-    try:
-        tmp.mkdir()
+    with building_dir(target) as tmp:
         for name in names:
             (tmp / name).mkdir()
         n = len(images)
@@ -196,8 +193,4 @@ def write_image_folder(
             )
         else:
             _write_pngs(images, rel_paths, tmp)
-        replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
