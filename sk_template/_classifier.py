@@ -46,6 +46,16 @@ from ._core import (
 _DEVICE_CACHE = weakref.WeakKeyDictionary()
 
 
+def check_weights(sample_weight, X):
+    """``sample_weight`` as float64, checked against ``X``: one per row, none
+    negative, not all zero.  None stays None (every row counts once)."""
+    if sample_weight is None:
+        return None
+    return _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    )
+
+
 def label_indices(y, classes):
     """Index of each label of ``y`` in the sorted ``classes``; a clear error
     for a label that is not one of them."""
@@ -254,10 +264,7 @@ class NearestMeanImageClassifier(
                 f"in the data; got 1 class: {classes[0]!r}."
             )
         y_index = label_indices(y, classes)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
+        sample_weight = check_weights(sample_weight, X)
         stats = self._class_stats(X, y_index, classes.size, sample_weight)
         medians = None
         if self.centroid == "median":
@@ -327,10 +334,7 @@ class NearestMeanImageClassifier(
         if not first_call:
             classes = self.classes_
         y_index = label_indices(y, classes)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
+        sample_weight = check_weights(sample_weight, X)
         stats = self._class_stats(X, y_index, classes.size, sample_weight)
         if not first_call:
             stats = self._stats + stats

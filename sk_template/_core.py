@@ -234,7 +234,7 @@ def iter_chunks(X, *, device, dtype, batch_size, shift=None):
     modified in place by the caller.  From host memory to a CUDA device the
     next slice is copied while the current one is computed on.  With
     ``shift`` (a tensor of ``n_features`` values on ``device``), the chunk is
-    ``X[start:stop] - shift``, in the same pass as the upcast.
+    ``X[start:stop] - shift``.
     """
     n_samples, n_features = X.shape
     rows = min(batch_rows(batch_size, n_features), n_samples)

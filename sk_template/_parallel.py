@@ -15,9 +15,9 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_array, column_or_1d
+from sklearn.utils.validation import check_array, column_or_1d
 
-from ._classifier import label_indices
+from ._classifier import check_weights, label_indices
 from ._core import class_stats, resolve_device
 
 
@@ -65,10 +65,7 @@ def block_stats(X, y, classes, sample_weight=None, *, device="cpu", batch_size="
     if len(y) != len(X):
         raise ValueError(f"A block has {len(X)} rows in X but {len(y)} labels in y.")
     index = label_indices(y, classes)
-    if sample_weight is not None:
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+    sample_weight = check_weights(sample_weight, X)
     return class_stats(
         X,
         index,

@@ -211,8 +211,7 @@ def save_model(model, path, *, image_shape=None):
     --------
     >>> import os, tempfile
     >>> import numpy as np
-    >>> from sk_template import NearestMeanImageClassifier
-    >>> from sk_template._persist import load_model, save_model
+    >>> from sk_template import NearestMeanImageClassifier, load_model, save_model
     >>> X = np.array([[0, 0], [0, 10], [250, 250], [240, 255]], dtype=np.uint8)
     >>> y = ["three", "three", "seven", "seven"]
     >>> clf = NearestMeanImageClassifier().fit(X, y)
@@ -450,8 +449,7 @@ def load_model(path, *, return_metadata=False):
     --------
     >>> import os, tempfile
     >>> import numpy as np
-    >>> from sk_template import NearestMeanImageClassifier
-    >>> from sk_template._persist import load_model, save_model
+    >>> from sk_template import NearestMeanImageClassifier, load_model, save_model
     >>> X = np.array([[0, 0], [0, 10], [250, 250], [240, 255]], dtype=np.uint8)
     >>> clf = NearestMeanImageClassifier().fit(X, [3, 3, 7, 7])
     >>> folder = tempfile.TemporaryDirectory()
