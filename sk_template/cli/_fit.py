@@ -1,0 +1,44 @@
+"""``sk-template fit``: fit a model on an image folder and save it."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from ._common import (
+    add_cache_option,
+    add_model_options,
+    check_device,
+    fit_model,
+    load_folder,
+)
+
+NAME = "fit"
+HELP = "fit a model on an image folder and save it"
+
+
+def add_arguments(p):
+    p.add_argument("root", metavar="ROOT", help="the image folder")
+    p.add_argument("--split", help="the split folder to fit on, e.g. train")
+    p.add_argument(
+        "--mode",
+        choices=["L", "RGB", "RGBA"],
+        default="L",
+        help="pixel format (default: %(default)s, grey)",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="MODEL", required=True, help="model file to write"
+    )
+    add_model_options(p)
+    add_cache_option(p)
+
+
+def run(args, console):
+    from .._persist import save_model
+
+    check_device(args.device)
+    bunch = load_folder(args, console, args.root, split=args.split, mode=args.mode)
+    clf = fit_model(args, console, bunch.data, bunch.target)
+    path = save_model(clf, args.output, image_shape=bunch.images.shape[1:])
+    console.out(
+        f"Fitted on {len(bunch.target)} images of {len(clf.classes_)} classes "
+        f"({', '.join(str(c) for c in clf.classes_)}); wrote the model to {path}"
+    )
+    return 0
