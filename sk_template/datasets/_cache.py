@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import building_dir
-from ._decode import DECODER_VERSION
+from ._decode import decoder_id
 from ._errors import CacheWarning
 from ._home import get_data_home
 
@@ -47,7 +47,7 @@ def cache_key(base, options):
     blob = json.dumps(
         {
             "format": FORMAT_VERSION,
-            "decoder": DECODER_VERSION,
+            "decoder": decoder_id(),
             "base": os.path.realpath(base),
             **options,
         },

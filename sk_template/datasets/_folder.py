@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from . import _cache
-from ._decode import decode_files, reference_shape
+from ._decode import RESIZE_POLICIES, decode_files, reference_shape
 from ._discover import discover, list_class_names, normalize_extensions
 from ._errors import CacheWarning, ImageDecodeError, SkippedImagesWarning
 from ._progress import Progress
@@ -19,20 +19,15 @@ _DTYPES = (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64))
 _SHOWN_SKIPPED = 10
 
 
-def _check_options(mode, dtype, size, on_error):
+def check_pixel_options(mode, size, resize):
+    """Validate the options that decide the pixels; return ``size`` as a tuple.
+
+    ``mode``, ``size`` and ``resize`` of :func:`load_image_folder`, checked
+    once here for the loaders and for the model files that record them.
+    """
     if mode not in _MODES:
         raise ValueError(
             f"mode must be one of 'L', 'RGB', 'RGBA' or None; got {mode!r}."
-        )
-    try:
-        # np.dtype(None) is float64: refuse None rather than guess.
-        dtype = None if dtype is None else np.dtype(dtype)
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype not in _DTYPES:
-        raise ValueError(
-            "dtype must be 'uint8' (pixels 0..255), 'float32' or 'float64' (pixels "
-            f"scaled to [0, 1]); got {dtype!r}."
         )
     if size is not None:
         ok = (
@@ -49,6 +44,26 @@ def _check_options(mode, dtype, size, on_error):
                 f"got {size!r}."
             )
         size = (int(size[0]), int(size[1]))
+    if not isinstance(resize, str) or resize not in RESIZE_POLICIES:
+        raise ValueError(
+            "resize must be 'stretch' (scale to size, aspect ratio not kept) or "
+            f"'crop' (scale the shorter side, then crop the centre); got {resize!r}."
+        )
+    return size
+
+
+def _check_options(mode, dtype, size, on_error, resize):
+    size = check_pixel_options(mode, size, resize)
+    try:
+        # np.dtype(None) is float64: refuse None rather than guess.
+        dtype = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype not in _DTYPES:
+        raise ValueError(
+            "dtype must be 'uint8' (pixels 0..255), 'float32' or 'float64' (pixels "
+            f"scaled to [0, 1]); got {dtype!r}."
+        )
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip'; got {on_error!r}.")
     return dtype, size
@@ -79,8 +94,9 @@ def _raise_mismatch(base, paths, shape, reference, mismatched):
     raise ValueError(
         f"The images in {str(base)!r} do not all have the same size: the first, "
         f"{reference}, is {_fmt_shape(shape)}, but {len(mismatched)} differ: "
-        f"{shown}{more}. Pass size=(height, width) to resize every image to one "
-        "size, or remove the odd files."
+        f"{shown}{more}. Pass size=(height, width) (on the command line: --size "
+        "HxW) to resize every image to one size, adding resize='crop' (--resize "
+        "crop) to keep their aspect ratio, or remove the odd files."
     )
 
 
@@ -99,7 +115,16 @@ def _warn_skipped(skipped, stacklevel=3):
 
 
 def _decode_all(
-    base, paths, mode, size, on_error, n_jobs, progress, shape=None, reference=None
+    base,
+    paths,
+    mode,
+    size,
+    resize,
+    on_error,
+    n_jobs,
+    progress,
+    shape=None,
+    reference=None,
 ):
     """Decode ``paths`` into one uint8 array.
 
@@ -109,7 +134,7 @@ def _decode_all(
     """
     stop = on_error == "raise"
     if shape is None:
-        shape, first_errors = reference_shape(paths, mode, size, stop)
+        shape, first_errors = reference_shape(paths, mode, size, resize, stop)
         if shape is None:
             raise ValueError(
                 f"None of the {len(paths)} image files in {str(base)!r} could be "
@@ -120,6 +145,7 @@ def _decode_all(
         paths,
         mode=mode,
         size=size,
+        resize=resize,
         shape=shape,
         stop_on_error=stop,
         n_jobs=n_jobs,
@@ -164,6 +190,7 @@ def load_image_folder(
     mode="L",
     dtype="uint8",
     size=None,
+    resize="stretch",
     shuffle=False,
     random_state=None,
     return_X_y=False,
@@ -211,9 +238,20 @@ def load_image_folder(
         ``uint8`` keeps pixels 0..255; a float type scales them to [0, 1]
         (``pixel / 255``), as the fastai book does.
     size : tuple of int (height, width), default=None
-        Resize every image of another size to this one (Pillow's bicubic
-        filter). ``None`` requires every image to have one size: an error
-        lists a few files that differ.
+        Resize every image of another size to this one, as ``resize`` says.
+        ``None`` requires every image to have one size: an error lists a few
+        files that differ. The filter is Pillow's antialiased bilinear (as
+        torchvision's ``Resize``): JPEGs larger than ``size`` are first
+        decoded at 1/2, 1/4 or 1/8 scale by libjpeg (``Image.draft``), never
+        below ``size``, so the filter bridges less than a factor of two, where
+        it is as good as bicubic and faster. Images already of this size are
+        not resampled.
+    resize : {"stretch", "crop"}, default="stretch"
+        How an image of another aspect ratio fits ``size``: ``"stretch"``
+        scales it to ``size`` (circles become ellipses); ``"crop"`` keeps its
+        aspect ratio, scaling the shorter side to fit and cutting the centre
+        out of the longer one, as torchvision's ``Resize`` followed by
+        ``CenterCrop`` does (timm's "center" crop). Use ``"crop"`` for photos.
     shuffle : bool, default=False
         Shuffle the samples. Without it, rows follow the classes and, inside a
         class, the natural order of the file paths ("2.png" before "10.png").
@@ -310,7 +348,7 @@ def load_image_folder(
     True
     >>> tmp.cleanup()
     """
-    dtype, size = _check_options(mode, dtype, size, on_error)
+    dtype, size = _check_options(mode, dtype, size, on_error, resize)
     if mmap and not cache:
         raise ValueError("mmap=True maps the cache file into memory; set cache=True.")
     if mmap and dtype != np.uint8:
@@ -339,6 +377,7 @@ def load_image_folder(
             "classes": None if classes is None else [str(c) for c in classes],
             "mode": mode,
             "size": size,
+            "resize": resize,
             "on_error": on_error,
             "allow_empty": allow_empty,
             "extensions": sorted(normalize_extensions(extensions)),
@@ -372,7 +411,7 @@ def load_image_folder(
         paths = [prefix + p for p in relpaths]
         progress = Progress(len(paths), "Decoding images", verbose=verbose)
         u8, keep, skipped, shape = _decode_all(
-            base, paths, mode, size, on_error, n_jobs, progress
+            base, paths, mode, size, resize, on_error, n_jobs, progress
         )
         progress.close()
         if keep is not None:
@@ -436,6 +475,7 @@ def iter_image_folder(
     mode="L",
     dtype="uint8",
     size=None,
+    resize="stretch",
     shuffle=False,
     random_state=None,
     on_error="raise",
@@ -469,6 +509,9 @@ def iter_image_folder(
         Pixel type; float types are scaled to [0, 1].
     size : tuple of int (height, width), default=None
         Resize every image of another size to this one.
+    resize : {"stretch", "crop"}, default="stretch"
+        Stretch images of another aspect ratio to ``size``, or scale their
+        shorter side and crop the centre, as in :func:`load_image_folder`.
     shuffle : bool, default=False
         Shuffle the files (across classes) before batching.
     random_state : int, RandomState instance or None, default=None
@@ -514,7 +557,7 @@ def iter_image_folder(
     (1, 6) ['b']
     >>> tmp.cleanup()
     """
-    dtype, size = _check_options(mode, dtype, size, on_error)
+    dtype, size = _check_options(mode, dtype, size, on_error, resize)
     if (
         not isinstance(batch_size, numbers.Integral)
         or isinstance(batch_size, bool)
@@ -530,13 +573,21 @@ def iter_image_folder(
         stat=False,
     )
     return _iter_batches(
-        listing, batch_size, mode, dtype, size, shuffle, random_state, on_error, n_jobs
+        listing,
+        batch_size,
+        (mode, size, resize),
+        dtype,
+        shuffle,
+        random_state,
+        on_error,
+        n_jobs,
     )
 
 
 def _iter_batches(
-    listing, batch_size, mode, dtype, size, shuffle, random_state, on_error, n_jobs
+    listing, batch_size, pixels, dtype, shuffle, random_state, on_error, n_jobs
 ):
+    mode, size, resize = pixels
     base = listing.base
     relpaths, codes = listing.ordered()
     prefix = f"{base}{os.sep}"
@@ -551,14 +602,14 @@ def _iter_batches(
         batch = paths[a : a + batch_size]
         if shape is None:
             shape, first_errors = reference_shape(
-                batch, mode, size, on_error == "raise"
+                batch, mode, size, resize, on_error == "raise"
             )
             if shape is None:  # every file of this batch is unreadable
                 all_skipped.extend((batch[i], r) for i, r in first_errors)
                 continue
             reference = batch[len(first_errors)]
         u8, keep, skipped, _ = _decode_all(
-            base, batch, mode, size, on_error, n_jobs, None, shape, reference
+            base, batch, mode, size, resize, on_error, n_jobs, None, shape, reference
         )
         all_skipped.extend(skipped)
         y = target[a : a + batch_size]
