@@ -18,7 +18,9 @@ Layout of the archive (format version 1), every member a plain array:
 ``params``
     ``get_params()`` as JSON text.
 ``metadata``
-    JSON text: ``{"image_shape": [h, w] or [h, w, c] or null}``.
+    JSON text: ``{"image_shape": [h, w] or [h, w, c] or null,
+    "load_params": {"mode": ..., "size": [h, w] or null, "resize": ...} or
+    null}`` (``load_params`` may be absent: files written before it existed).
 ``classes``, ``n_features_in``, ``feature_names_in`` (optional)
     The fitted attributes of the same names.
 ``stats_<field>``
@@ -58,6 +60,7 @@ FORMAT_VERSION = 1
 _MARKER = "sk_template.NearestMeanImageClassifier"
 _REQUIRED = ("format", "format_version", "params", "classes", "n_features_in")
 _STATS = "stats_"
+_LOAD_PARAMS = {"mode", "size", "resize"}
 # Leading bytes of files that are not model files but are easily mistaken for
 # one.  A pickle of protocol 2 or later starts with PROTO (0x80) and the
 # protocol number; joblib.dump writes such a pickle, or a compressed one.
@@ -159,7 +162,39 @@ def _json_params(model):
         ) from None
 
 
-def save_model(model, path, *, image_shape=None):
+def _gives(mode, size, image_shape):
+    """Whether loading with ``mode`` and ``size`` gives images of this shape."""
+    if size is not None and tuple(image_shape[:2]) != size:
+        return False
+    if mode == "L":
+        return len(image_shape) == 2
+    if mode in ("RGB", "RGBA"):
+        return len(image_shape) == 3 and image_shape[2] == len(mode)
+    return True  # mode=None keeps what the files hold
+
+
+def _load_params(load_params, image_shape):
+    """``load_params`` checked, with ``size`` a tuple (or None), or None."""
+    if load_params is None:
+        return None
+    from .datasets._folder import check_pixel_options
+
+    if not isinstance(load_params, dict) or set(load_params) != _LOAD_PARAMS:
+        raise ValueError(
+            "load_params must be a dict with the keys 'mode', 'size' and 'resize' "
+            f"(the load_image_folder arguments); got {load_params!r}."
+        )
+    mode, size, resize = (load_params[k] for k in ("mode", "size", "resize"))
+    size = check_pixel_options(mode, size, resize)
+    if image_shape is not None and not _gives(mode, size, image_shape):
+        raise ValueError(
+            f"load_params={load_params!r} cannot give images of shape "
+            f"{tuple(image_shape)}."
+        )
+    return {"mode": mode, "size": size, "resize": resize}
+
+
+def save_model(model, path, *, image_shape=None, load_params=None):
     """Save a fitted model to a file that cannot run code when loaded.
 
     The file is a numpy ``.npz`` archive holding the model's parameters, its
@@ -181,6 +216,13 @@ def save_model(model, path, *, image_shape=None):
         channels)``, stored so that tools can show the class means as images
         (``sk-template means``).  Its product must be ``n_features_in_``.
 
+    load_params : dict, default=None
+        How the training images were loaded: the ``mode``, ``size`` and
+        ``resize`` arguments of
+        :func:`~sk_template.datasets.load_image_folder`, e.g. ``{"mode":
+        "RGB", "size": (64, 64), "resize": "crop"}``.  ``sk-template
+        evaluate`` and ``predict`` load new images the same way.
+
     Returns
     -------
     path : pathlib.Path
@@ -194,7 +236,7 @@ def save_model(model, path, *, image_shape=None):
         If ``model`` is not fitted.
     ValueError
         If the labels are not integers, floats, booleans or strings, or
-        ``image_shape`` does not match the model.
+        ``image_shape`` or ``load_params`` does not match the model.
 
     See Also
     --------
@@ -229,14 +271,17 @@ def save_model(model, path, *, image_shape=None):
     check_is_fitted(model)
     path = _check_path(path)
     n_features = int(model.n_features_in_)
+    image_shape = _image_shape(image_shape, n_features)
+    metadata = {
+        "image_shape": image_shape,
+        "load_params": _load_params(load_params, image_shape),
+    }
     arrays = {
         "format": _text(_MARKER),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
         "sk_template_version": _text(_version()),
         "params": _text(_json_params(model)),
-        "metadata": _text(
-            json.dumps({"image_shape": _image_shape(image_shape, n_features)})
-        ),
+        "metadata": _text(json.dumps(metadata)),
         "classes": _label_array(model.classes_),
         "n_features_in": np.array(n_features, dtype=np.int64),
     }
@@ -429,8 +474,10 @@ def load_model(path, *, return_metadata=False):
 
     metadata : dict
         Only when ``return_metadata`` is true: ``format_version`` (int),
-        ``sk_template_version`` (str) and ``image_shape`` (tuple of int, or
-        None when it was not saved).
+        ``sk_template_version`` (str), ``image_shape`` (tuple of int, or
+        None when it was not saved) and ``load_params`` (a dict of ``mode``,
+        ``size`` (tuple or None) and ``resize``, or None when it was not
+        saved).
 
     Raises
     ------
@@ -505,8 +552,9 @@ def load_model(path, *, return_metadata=False):
         )
     try:
         image_shape = _image_shape(metadata.get("image_shape"), int(n_features))
+        load_params = _load_params(metadata.get("load_params"), image_shape)
     except ValueError as exc:
-        raise ValueError(f"{path} is a corrupt model file: {exc}") from None
+        raise ValueError(f"{path} is a corrupt model file: {_flat(exc)}") from None
     medians = None
     if "medians" in arrays:
         medians = (arrays["medians"], arrays.get("median_scatter"))
@@ -556,5 +604,6 @@ def load_model(path, *, return_metadata=False):
             else None
         ),
         "image_shape": image_shape,
+        "load_params": load_params,
     }
     return model, info

@@ -139,6 +139,7 @@ def test_feature_names_and_metadata_round_trip(tmp_path, digits):
         "format_version": FORMAT_VERSION,
         "sk_template_version": __import__("sk_template").__version__,
         "image_shape": (8, 8),
+        "load_params": None,
     }
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no feature-name warning
@@ -396,4 +397,51 @@ def test_unknown_member_is_never_read(model_file):
 def test_inconsistent_labels_and_metadata_are_refused(model_file, changes, match):
     _rewrite(model_file, **changes)
     with pytest.raises(ValueError, match=match):
+        load_model(model_file)
+
+
+# ------------------------------------------------- how the images were loaded
+def test_load_params_round_trip(tmp_path, digits):
+    X, y, _, _ = digits
+    clf = NearestMeanImageClassifier().fit(X, y)
+    params = {"mode": "L", "size": (8, 8), "resize": "crop"}
+    path = save_model(clf, tmp_path / "m.npz", image_shape=(8, 8), load_params=params)
+    _, meta = load_model(path, return_metadata=True)
+    assert meta["load_params"] == params
+    assert isinstance(meta["load_params"]["size"], tuple)
+    unsized = {"mode": "L", "size": None, "resize": "stretch"}
+    path = save_model(clf, path, image_shape=(8, 8), load_params=unsized)
+    assert load_model(path, return_metadata=True)[1]["load_params"] == unsized
+
+
+def test_files_without_load_params_still_load(model_file):
+    """Files written before load_params existed: metadata has image_shape only."""
+    _rewrite(model_file, metadata=np.array(json.dumps({"image_shape": [8, 8]})))
+    _, meta = load_model(model_file, return_metadata=True)
+    assert meta["load_params"] is None and meta["image_shape"] == (8, 8)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"mode": "RGB", "size": (8, 8), "resize": "crop"}, "cannot give images"),
+        ({"mode": "L", "size": (4, 16), "resize": "crop"}, "cannot give images"),
+        ({"mode": "L", "size": (8, 8), "resize": "squash"}, "resize must be"),
+        ({"mode": "HSV", "size": None, "resize": "crop"}, "mode must be"),
+        ({"mode": "L", "size": (8, 8.0), "resize": "crop"}, "size must be"),
+        ({"mode": "L", "size": None}, "the keys 'mode', 'size' and 'resize'"),
+        ("L", "the keys 'mode', 'size' and 'resize'"),
+    ],
+)
+def test_bad_load_params_are_refused_on_save_and_load(
+    tmp_path, digits, model_file, params, match
+):
+    X, y, _, _ = digits
+    clf = NearestMeanImageClassifier().fit(X, y)
+    with pytest.raises(ValueError, match=match):
+        save_model(clf, tmp_path / "m.npz", image_shape=(8, 8), load_params=params)
+    assert not (tmp_path / "m.npz").exists()
+    metadata = {"image_shape": [8, 8], "load_params": params}
+    _rewrite(model_file, metadata=np.array(json.dumps(metadata)))
+    with pytest.raises(ValueError, match=f"corrupt model file: .*{match}"):
         load_model(model_file)
