@@ -638,3 +638,208 @@ def test_colour_images(tmp_path, capsys):
     with Image.open(picture) as im:
         assert im.size == means_image_size(3, (*SHAPE, 3), scale=2)
         assert im.mode == "RGB"
+
+
+# ------------------------------------------------------------------- photos
+def _sample_photos(tmp_path, n_per_class, seed):
+    """Crops of scikit-learn's two sample photos, of many sizes and formats:
+    class "china" from china.jpg, class "flower" from flower.jpg."""
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(seed)
+    photos = load_sample_images().images
+    root = tmp_path / f"photos{seed}"
+    for label, source in zip(["china", "flower"], photos, strict=True):
+        (root / label).mkdir(parents=True)
+        for k in range(n_per_class):
+            h, w = rng.integers(80, 300, size=2)
+            top = rng.integers(0, source.shape[0] - h)
+            left = rng.integers(0, source.shape[1] - w)
+            crop = Image.fromarray(source[top : top + h, left : left + w])
+            crop.save(root / label / f"{k}.{['jpg', 'png', 'webp'][k % 3]}")
+    return root
+
+
+def test_photos_end_to_end(tmp_path):
+    """A folder of colour photos of mixed sizes: fit and predict on a new photo
+    from the command line, and the same folder in Python, with no script."""
+    root = _sample_photos(tmp_path, 12, seed=0)
+    model = tmp_path / "photos.npz"
+    result = run(
+        "fit", root, "--mode", "RGB", "--size", "32x32", "--resize", "crop",
+        "-o", model,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Fitted on 24 images of 2 classes (china, flower)" in result.stdout
+    _, meta = load_model(model, return_metadata=True)
+    assert meta["image_shape"] == (32, 32, 3)
+    assert meta["load_params"] == {"mode": "RGB", "size": (32, 32), "resize": "crop"}
+
+    # New photos, of sizes the model never saw (a portrait one too), and a
+    # phone photo stored on its side with an EXIF orientation.
+    from sklearn.datasets import load_sample_images
+
+    china, flower = load_sample_images().images
+    Image.fromarray(flower[50:350, 200:400]).save(tmp_path / "new_flower.jpg")
+    Image.fromarray(china[100:190, 10:600]).save(tmp_path / "new_china.png")
+    sideways = np.ascontiguousarray(np.rot90(flower[0:400, 100:600], 1))
+    exif = Image.Exif()
+    exif[274] = 6  # rotated: a viewer turns it 90 degrees clockwise
+    Image.fromarray(sideways).save(tmp_path / "phone.jpg", exif=exif)
+    news = [tmp_path / "new_flower.jpg", tmp_path / "new_china.png"]
+    news.append(tmp_path / "phone.jpg")
+    result = run("predict", model, *news, "-q")
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [(path, label) for path, label, _ in lines] == [
+        (str(news[0]), "flower"),
+        (str(news[1]), "china"),
+        (str(news[2]), "flower"),
+    ]
+
+    # evaluate loads a held-out folder the same way without being told.
+    held_out = _sample_photos(tmp_path, 6, seed=1)
+    result = run("evaluate", model, held_out, "--json", "-q")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["accuracy"] >= 0.75  # chance: 0.5
+
+    # The same in Python: load_image_folder with the same arguments gives
+    # the rows the model was fitted on.
+    from sk_template.datasets import load_image_folder
+
+    bunch = load_image_folder(
+        root, mode="RGB", size=(32, 32), resize="crop", data_home=tmp_path / "c"
+    )
+    assert bunch.data.shape == (24, 32 * 32 * 3)
+    clf = NearestMeanImageClassifier().fit(bunch.data, bunch.target)
+    np.testing.assert_allclose(clf.centroids_, load_model(model).centroids_)
+
+
+def test_photos_of_mixed_sizes_need_size(tmp_path, capsys):
+    root = _sample_photos(tmp_path, 3, seed=2)
+    assert main(["fit", str(root), "--mode", "RGB", "-o", str(tmp_path / "m")]) == 1
+    one_line_error(capsys, "do not all have the same size", "--size HxW")
+
+
+def test_on_error_skip(tmp_path, tree, capsys):
+    root = tmp_path / "animals"
+    images, labels = _images(np.random.default_rng(3), 3)
+    write_image_folder(images, labels, root)
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n junk")
+    model = tmp_path / "m.npz"
+    argv = ["fit", str(root), "-o", str(model)]
+    assert main(argv) == 1
+    one_line_error(capsys, "cannot read image", "broken.png", "--on-error skip")
+    assert main([*argv, "--on-error", "skip", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "Fitted on 9 images of 3 classes" in captured.out
+    warning = captured.err.splitlines()
+    assert len(warning) == 1 and warning[0].startswith("sk-template: warning: ")
+    assert "broken.png" in warning[0]
+
+    # predict: the bad file is a warning line, the others are predicted.
+    inputs = [str(root / "dog" / "broken.png"), str(root / "owl")]
+    assert main(["predict", str(model), *inputs]) == 1
+    one_line_error(capsys, "cannot read image", "broken.png")
+    assert main(["predict", str(model), *inputs, "--on-error", "skip", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert [line.split("\t")[1] for line in captured.out.splitlines()] == ["owl"] * 3
+    assert captured.err.splitlines() == [
+        f"sk-template: warning: skipped {inputs[0]}: "
+        "corrupt or truncated PNG file (Pillow cannot identify it)"
+    ]
+    # Nothing readable at all is an error.
+    argv = ["predict", str(model), inputs[0], "--on-error", "skip", "-q"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"sk-template: warning: skipped {inputs[0]}")
+    assert err[1:] == [
+        "sk-template: error: none of the 1 image files could be read (see the "
+        "warnings above)."
+    ]
+
+
+def test_fit_takes_the_estimator_options(tree, tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    argv = ["fit", str(tree), "--split", "train", "-o", str(model), "-q"]
+    options = ["--centroid", "median", "--shrink-threshold", "0.5"]
+    assert main([*argv, *options, "--priors", "0.2,0.3,0.5"]) == 0
+    loaded = load_model(model)
+    assert loaded.centroid == "median" and loaded.shrink_threshold == 0.5
+    assert loaded.priors == [0.2, 0.3, 0.5]
+    expected = NearestMeanImageClassifier(
+        centroid="median", shrink_threshold=0.5, priors=[0.2, 0.3, 0.5]
+    )
+    from sk_template.datasets import load_image_folder
+
+    X, y = load_image_folder(tree, split="train", cache=False, return_X_y=True)
+    np.testing.assert_allclose(loaded.centroids_, expected.fit(X, y).centroids_)
+    assert main([*argv, "--priors", "empirical"]) == 0
+    assert load_model(model).priors == "empirical"
+    # One prior per class, named as the flag.
+    assert main([*argv, "--priors", "0.5,0.5"]) == 1
+    one_line_error(capsys, "--priors has 2 entries but there are 3 classes")
+
+
+def test_evaluate_and_predict_load_images_as_the_model_was_fitted(tmp_path, capsys):
+    """Grey 6x5 images fitted as RGB 12x10: evaluate and predict need no flag;
+    a flag that contradicts the model file is an error naming it."""
+    images, labels = _images(np.random.default_rng(4), 3)
+    root = write_image_folder(images, labels, tmp_path / "small")
+    model = tmp_path / "m.npz"
+    pixels = ["--mode", "RGB", "--size", "12x10", "--resize", "crop"]
+    assert main(["fit", str(root), *pixels, "-o", str(model), "-q"]) == 0
+    assert load_model(model, return_metadata=True)[1]["image_shape"] == (12, 10, 3)
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(root), "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == 1.0
+    # A new image of another size is resized as the training images were.
+    Image.fromarray(np.kron(images[-1], np.ones((5, 5), np.uint8))).save(
+        tmp_path / "big_owl.png"
+    )
+    assert main(["predict", str(model), str(tmp_path / "big_owl.png"), "-q"]) == 0
+    assert capsys.readouterr().out.split("\t")[1] == "owl"
+    # Repeating what the file records is fine; contradicting it is not.
+    assert main(["evaluate", str(model), str(root), *pixels, "-q"]) == 0
+    capsys.readouterr()
+    for flag, value, recorded in [
+        ("--size", "6x5", "--size 12x10"),
+        ("--mode", "L", "--mode RGB"),
+        ("--resize", "stretch", "--resize crop"),
+    ]:
+        assert main(["predict", str(model), str(root / "owl"), flag, value]) == 1
+        one_line_error(capsys, f"loaded with {recorded}", f"leave {flag} out")
+
+    # A model file that records nothing (saved from Python): flags stand in.
+    clf = NearestMeanImageClassifier().fit(
+        np.repeat(images.reshape(len(images), -1), 1, axis=1), labels
+    )
+    bare = save_model(clf, tmp_path / "bare.npz")
+    big = str(tmp_path / "big_owl.png")
+    assert main(["predict", str(bare), big, "-q"]) == 1
+    one_line_error(capsys, "30x25 images", "fit the model with --size HxW")
+    assert main(["predict", str(bare), big, "--size", "6x5", "-q"]) == 0
+    assert capsys.readouterr().out.split("\t")[1] == "owl"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "r", "-o", "m", "--size", "64"], "expected HxW"),
+        (["fit", "r", "-o", "m", "--size", "0x4"], "expected HxW"),
+        (["fit", "r", "-o", "m", "--resize", "squash"], "invalid choice: 'squash'"),
+        (["fit", "r", "-o", "m", "--on-error", "ignore"], "invalid choice"),
+        (["fit", "r", "-o", "m", "--n-jobs", "0"], "-1 for all cores"),
+        (["fit", "r", "-o", "m", "--priors", "a,b"], "expected uniform, empirical"),
+        (["fit", "r", "-o", "m", "--priors=-1,2"], "non-negative"),
+        (["fit", "r", "-o", "m", "--shrink-threshold", "0"], "positive number"),
+        (["fit", "r", "-o", "m", "--centroid", "mode"], "invalid choice: 'mode'"),
+        (["predict", "m", "x.png", "--size", "4x4x3"], "expected HxW"),
+        (["demo", "--data", "r", "--n-jobs", "x"], "-1 for all cores"),
+    ],
+)
+def test_loading_and_estimator_usage_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: sk-template")
+    assert message in err

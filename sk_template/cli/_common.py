@@ -57,6 +57,14 @@ def one_line(exc):
     return " ".join(text.split())
 
 
+def unreadable(exc):
+    """An ImageDecodeError as the commands that take ``--on-error`` say it."""
+    return ValueError(
+        f"cannot read image {exc.path}: {exc.reason}. Fix or delete the file, or "
+        "pass --on-error skip to leave unreadable files out with a warning."
+    )
+
+
 def mode_for(image_shape):
     """The ``mode`` of ``load_image_folder`` that gives images of this shape."""
     if image_shape is None or len(image_shape) == 2:
@@ -94,8 +102,10 @@ def check_device(device):
         ) from None
 
 
-def load_folder(args, console, root, *, split=None, mode="L"):
-    from ..datasets import load_image_folder
+def load_folder(args, console, root, *, pixels, split=None):
+    """Load ``root`` with the ``pixels`` options (``mode``, ``size``,
+    ``resize``) and the flags ``--on-error``, ``--n-jobs``, ``--no-cache``."""
+    from ..datasets import ImageDecodeError, load_image_folder
     from ..datasets._discover import check_root, normalize_extensions, split_folders
 
     if split is None:
@@ -109,13 +119,18 @@ def load_folder(args, console, root, *, split=None, mode="L"):
     where = f"{root}" + (f" (split {split!r})" if split else "")
     console.status(f"Loading images from {where} ...")
     with Timer() as t:
-        bunch = load_image_folder(
-            root,
-            split=split,
-            mode=mode,
-            cache=not getattr(args, "no_cache", False),
-            verbose=not console.quiet,
-        )
+        try:
+            bunch = load_image_folder(
+                root,
+                split=split,
+                **pixels,
+                on_error=args.on_error,
+                n_jobs=args.n_jobs,
+                cache=not getattr(args, "no_cache", False),
+                verbose=not console.quiet,
+            )
+        except ImageDecodeError as exc:
+            raise unreadable(exc) from exc
     console.status(
         f"  {len(bunch.target)} images of {len(bunch.target_names)} classes, "
         f"{shape_text(bunch.images.shape[1:])} pixels, in {t.seconds:.1f} s"
@@ -126,10 +141,21 @@ def load_folder(args, console, root, *, split=None, mode="L"):
 def fit_model(args, console, X, y):
     from .._classifier import NearestMeanImageClassifier
 
-    clf = NearestMeanImageClassifier(metric=args.metric, device=args.device)
+    clf = NearestMeanImageClassifier(
+        metric=args.metric,
+        centroid=args.centroid,
+        shrink_threshold=args.shrink_threshold,
+        priors=args.priors,
+        device=args.device,
+    )
     console.status(f"Fitting {clf!r} on {len(y)} images ...")
     with Timer() as t:
-        clf.fit(X, y)
+        try:
+            clf.fit(X, y)
+        except ValueError as exc:
+            if str(exc).startswith("priors "):  # in the command's terms
+                raise ValueError(f"--{exc}") from None
+            raise
     console.status(f"  done in {t.seconds:.2f} s")
     return clf
 
@@ -152,7 +178,8 @@ def check_shape(model, image_shape, got, source):
         expected = f"images of {model.n_features_in_} pixel values"
     raise ValueError(
         f"{source} has {shape_text(got)} images ({n_features} pixel values), but "
-        f"the model was fitted on {expected}."
+        f"the model was fitted on {expected}. To use images of any size, fit the "
+        "model with --size HxW (and --resize crop for photos)."
     )
 
 
@@ -162,6 +189,44 @@ def check_features_equal(train_shape, test_shape, root, train, test):
             f"{root}: split {test!r} has images of {shape_text(test_shape)} "
             f"pixels, split {train!r} of {shape_text(train_shape)}."
         )
+
+
+def pixels_of(args):
+    """The ``mode``, ``size`` and ``resize`` flags of fit and demo, as a dict."""
+    return {"mode": args.mode, "size": args.size, "resize": args.resize}
+
+
+def _flag_text(key, value):
+    if key == "size":
+        return "without --size" if value is None else f"--size {shape_text(value)}"
+    return f"--{key} {value}"
+
+
+def recorded_pixels(args, meta):
+    """How evaluate and predict load images for a model: as its file records.
+
+    The flags ``--mode``, ``--size`` and ``--resize`` may repeat what the file
+    records, or stand in for a file that records nothing (older files, or
+    files saved from Python without ``load_params``); a flag that contradicts
+    the record is an error, not a silent change of the pixels.
+    """
+    given = pixels_of(args)
+    recorded = meta.get("load_params")
+    if recorded is None:
+        return {
+            "mode": given["mode"] or mode_for(meta["image_shape"]),
+            "size": given["size"],
+            "resize": given["resize"] or "stretch",
+        }
+    for key, value in given.items():
+        if value is not None and value != recorded[key]:
+            raise ValueError(
+                f"{args.model} was fitted on images loaded with "
+                f"{_flag_text(key, recorded[key])}, not {_flag_text(key, value)}; "
+                f"leave --{key} out to load the images the same way, or fit a new "
+                "model."
+            )
+    return recorded
 
 
 def load_model_file(args, console):
@@ -196,6 +261,57 @@ def fraction(text):
     return value
 
 
+def size_type(text):
+    """``HxW`` (e.g. ``64x64``) as ``(height, width)``."""
+    try:
+        size = tuple(int(s) for s in re.split(r"[x,]", text.lower()))
+    except ValueError:
+        size = ()
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected HxW, the height and width in pixels (e.g. 64x64); got {text!r}"
+        )
+    return size
+
+
+def n_jobs_type(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0 or value < -1:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of processes, or -1 for all cores; got {text!r}"
+        )
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
+def priors_type(text):
+    """``uniform``, ``empirical``, or one number per class: ``0.2,0.8``."""
+    if text in ("uniform", "empirical"):
+        return text
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            "expected uniform, empirical, or one non-negative number per class in "
+            f"class order, comma-separated (e.g. 0.3,0.7); got {text!r}"
+        )
+    return values
+
+
 def image_shape_type(text):
     try:
         shape = tuple(int(s) for s in re.split(r"[x,]", text.lower()))
@@ -209,7 +325,7 @@ def image_shape_type(text):
 
 
 def add_model_options(p):
-    """``--metric`` and ``--device`` of the commands that fit a model."""
+    """The estimator's options, and ``--device``, of the commands that fit."""
     from .._core import METRICS
 
     p.add_argument(
@@ -217,6 +333,29 @@ def add_model_options(p):
         choices=METRICS,
         default="euclidean",
         help="distance to the class means (default: %(default)s)",
+    )
+    p.add_argument(
+        "--centroid",
+        choices=["mean", "median"],
+        default="mean",
+        help="each class's centre: its mean or its per-pixel median "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--shrink-threshold",
+        type=positive_float,
+        metavar="T",
+        help="shrink the class means towards the overall mean by T "
+        "(scikit-learn's nearest shrunken centroid; default: no shrinking)",
+    )
+    p.add_argument(
+        "--priors",
+        type=priors_type,
+        default="uniform",
+        metavar="PRIORS",
+        help="class priors of the probabilities: uniform, empirical (the class "
+        "frequencies) or one number per class in class order, e.g. 0.3,0.7 "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--device",
@@ -230,6 +369,49 @@ def add_device_option(p):
     p.add_argument(
         "--device",
         help="run on this device instead of the model's own (cpu, cuda, ...)",
+    )
+
+
+def add_loading_options(p, *, recorded=False):
+    """How images are decoded: what ``load_image_folder`` takes.
+
+    With ``recorded`` (evaluate, predict), ``--mode``, ``--size`` and
+    ``--resize`` default to what the model file records.
+    """
+    same = " (default: as the model was fitted)" if recorded else ""
+    p.add_argument(
+        "--mode",
+        choices=["L", "RGB", "RGBA"],
+        default=None if recorded else "L",
+        help="pixel format: L (grey), RGB or RGBA" + (same or " (default: L)"),
+    )
+    p.add_argument(
+        "--size",
+        type=size_type,
+        metavar="HxW",
+        help="resize every image to H rows by W columns, e.g. 64x64; needed "
+        "when the images are not all of one size" + (same or ""),
+    )
+    p.add_argument(
+        "--resize",
+        choices=["stretch", "crop"],
+        default=None if recorded else "stretch",
+        help="how --size treats another aspect ratio: stretch it, or keep it, "
+        "scaling the shorter side and cropping the centre (for photos)"
+        + (same or " (default: stretch)"),
+    )
+    p.add_argument(
+        "--on-error",
+        choices=["raise", "skip"],
+        default="raise",
+        help="raise: stop at an unreadable image file with an error; skip: leave "
+        "it out with a warning (default: %(default)s)",
+    )
+    p.add_argument(
+        "--n-jobs",
+        type=n_jobs_type,
+        metavar="N",
+        help="processes decoding images; -1: one per core (default: 1)",
     )
 
 

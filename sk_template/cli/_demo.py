@@ -13,11 +13,13 @@ from ..datasets._atomic import write_atomic
 from ._common import (
     PROG,
     add_cache_option,
+    add_loading_options,
     add_model_options,
     check_features_equal,
     fit_model,
     fraction,
     load_folder,
+    pixels_of,
     shape_text,
     split_layout,
 )
@@ -49,6 +51,7 @@ def add_arguments(p):
         help="fraction held out when the data has no splits (default: %(default)s)",
     )
     p.add_argument("--random-state", type=int, default=0, help=argparse.SUPPRESS)
+    add_loading_options(p)
     add_model_options(p)
     add_cache_option(p)
 
@@ -81,6 +84,7 @@ def run(args, console):
             raise NotADirectoryError(f"--out {out} is a file, not a folder.")
         out.mkdir(parents=True, exist_ok=True)
 
+    pixels = pixels_of(args)
     if args.data is None:
         from sklearn.datasets import load_digits
 
@@ -96,7 +100,9 @@ def run(args, console):
         write_image_folder(images, digits.target, root, overwrite=True)
         console.status(f"Loading them back from {root} ...")
         # A fresh folder each run: a cache of it would only fill data_home.
-        bunch = load_image_folder(root, cache=False, verbose=not console.quiet)
+        bunch = load_image_folder(
+            root, **pixels, cache=False, n_jobs=args.n_jobs, verbose=not console.quiet
+        )
         data, layout = root, None
         source = f"scikit-learn's handwritten digits, written as PNG files to {root}"
         (X_train, y_train), (X_test, y_test, test_files), held_out = _holdout(
@@ -109,8 +115,8 @@ def run(args, console):
         layout = split_layout(data)
         if layout is not None:
             train, test = layout
-            fit_data = load_folder(args, console, data, split=train)
-            test_data = load_folder(args, console, data, split=test)
+            fit_data = load_folder(args, console, data, split=train, pixels=pixels)
+            test_data = load_folder(args, console, data, split=test, pixels=pixels)
             X_train, y_train = fit_data.data, fit_data.target
             X_test, y_test = test_data.data, test_data.target
             test_files = test_data.filenames
@@ -120,7 +126,7 @@ def run(args, console):
                 image_shape, test_data.images.shape[1:], f"{data}", train, test
             )
         else:
-            bunch = load_folder(args, console, data)
+            bunch = load_folder(args, console, data, pixels=pixels)
             (X_train, y_train), (X_test, y_test, test_files), held_out = _holdout(
                 args, bunch
             )
@@ -128,7 +134,9 @@ def run(args, console):
 
     clf = fit_model(args, console, X_train, y_train)
     report = evaluation(clf, X_test, y_test)
-    model_path = save_model(clf, out / "model.npz", image_shape=image_shape)
+    model_path = save_model(
+        clf, out / "model.npz", image_shape=image_shape, load_params=pixels
+    )
     means_path = write_atomic(
         out / "means.png",
         lambda f: render_means(clf, image_shape).save(f, format="PNG"),

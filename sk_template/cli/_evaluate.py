@@ -7,10 +7,11 @@ import json
 from ._common import (
     add_cache_option,
     add_device_option,
+    add_loading_options,
     check_shape,
     load_folder,
     load_model_file,
-    mode_for,
+    recorded_pixels,
 )
 from ._report import evaluation, format_report
 
@@ -23,6 +24,7 @@ def add_arguments(p):
     p.add_argument("root", metavar="ROOT", help="the image folder")
     p.add_argument("--split", help="the split folder to evaluate on, e.g. valid")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_loading_options(p, recorded=True)
     add_device_option(p)
     add_cache_option(p)
 
@@ -30,8 +32,8 @@ def add_arguments(p):
 def run(args, console):
     model, meta = load_model_file(args, console)
     image_shape = meta["image_shape"]
-    mode = mode_for(image_shape)
-    bunch = load_folder(args, console, args.root, split=args.split, mode=mode)
+    pixels = recorded_pixels(args, meta)
+    bunch = load_folder(args, console, args.root, split=args.split, pixels=pixels)
     where = f"{args.root}" + (f" (split {args.split!r})" if args.split else "")
     check_shape(model, image_shape, bunch.images.shape[1:], where)
     report = evaluation(model, bunch.data, bunch.target)

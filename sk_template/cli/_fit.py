@@ -4,10 +4,12 @@
 
 from ._common import (
     add_cache_option,
+    add_loading_options,
     add_model_options,
     check_device,
     fit_model,
     load_folder,
+    pixels_of,
 )
 
 NAME = "fit"
@@ -18,14 +20,9 @@ def add_arguments(p):
     p.add_argument("root", metavar="ROOT", help="the image folder")
     p.add_argument("--split", help="the split folder to fit on, e.g. train")
     p.add_argument(
-        "--mode",
-        choices=["L", "RGB", "RGBA"],
-        default="L",
-        help="pixel format (default: %(default)s, grey)",
-    )
-    p.add_argument(
         "-o", "--output", metavar="MODEL", required=True, help="model file to write"
     )
+    add_loading_options(p)
     add_model_options(p)
     add_cache_option(p)
 
@@ -34,9 +31,12 @@ def run(args, console):
     from .._persist import save_model
 
     check_device(args.device)
-    bunch = load_folder(args, console, args.root, split=args.split, mode=args.mode)
+    pixels = pixels_of(args)
+    bunch = load_folder(args, console, args.root, split=args.split, pixels=pixels)
     clf = fit_model(args, console, bunch.data, bunch.target)
-    path = save_model(clf, args.output, image_shape=bunch.images.shape[1:])
+    path = save_model(
+        clf, args.output, image_shape=bunch.images.shape[1:], load_params=pixels
+    )
     console.out(
         f"Fitted on {len(bunch.target)} images of {len(clf.classes_)} classes "
         f"({', '.join(str(c) for c in clf.classes_)}); wrote the model to {path}"

@@ -3,11 +3,19 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ._common import add_device_option, check_shape, load_model_file, mode_for
+from ._common import (
+    add_device_option,
+    add_loading_options,
+    check_shape,
+    load_model_file,
+    recorded_pixels,
+    unreadable,
+)
 
 NAME = "predict"
 HELP = "label images: one line per image, path<TAB>label<TAB>probability"
@@ -21,6 +29,7 @@ def add_arguments(p):
         nargs="+",
         help="image files, or folders searched recursively for images",
     )
+    add_loading_options(p, recorded=True)
     add_device_option(p)
 
 
@@ -52,27 +61,72 @@ def _image_files(inputs):
     return files
 
 
+# Decoded pixels held at once, at most: batches shrink for large images.
+_BATCH_BYTES = 1 << 26
+_BATCH_FILES = 4096
+
+
+def _decoded(args, model, image_shape, pixels, names):
+    """The images of ``names`` as rows, and the names kept: an unreadable file
+    stops the command, or with ``--on-error skip`` is left out with a warning
+    line."""
+    from ..datasets import ImageDecodeError
+    from ..datasets._decode import decode_files, reference_shape
+
+    stop = args.on_error == "raise"
+    shape, errors = image_shape, []
+    if shape is None:  # the file does not record it: the first image sets it
+        try:
+            shape, errors = reference_shape(names, **pixels, stop_on_error=stop)
+        except ImageDecodeError as exc:
+            raise unreadable(exc) from exc
+        if shape is not None:
+            check_shape(model, None, shape, names[len(errors)])
+    if shape is not None:
+        out, errors, mismatched = decode_files(
+            names, **pixels, shape=tuple(shape), stop_on_error=stop, n_jobs=args.n_jobs
+        )
+        if errors and stop:
+            raise unreadable(ImageDecodeError(names[errors[0][0]], errors[0][1]))
+        if mismatched:
+            i, got = mismatched[0]
+            check_shape(model, image_shape, got, names[i])
+    for i, reason in errors:
+        warnings.warn(f"skipped {names[i]}: {reason}", UserWarning, stacklevel=2)
+    keep = np.ones(len(names), dtype=bool)
+    keep[[i for i, _ in errors]] = False
+    if not keep.any():
+        return None, []
+    kept = [name for name, k in zip(names, keep, strict=True) if k]
+    return out[keep].reshape(len(kept), -1), kept
+
+
 def run(args, console):
-    from ..datasets._decode import decode_file
     from ..datasets._progress import Progress
 
     model, meta = load_model_file(args, console)
     image_shape = meta["image_shape"]
-    mode = mode_for(image_shape)
+    pixels = recorded_pixels(args, meta)
     files = _image_files(args.inputs)
+    batch = max(1, min(_BATCH_FILES, _BATCH_BYTES // model.n_features_in_))
     progress = Progress(len(files), "Predicting", verbose=not console.quiet)
-    batch = 256
+    n_done = 0
     for start in range(0, len(files), batch):
-        names = files[start : start + batch]
-        rows = []
-        for name in names:
-            pixels = decode_file(name, mode=mode)
-            check_shape(model, image_shape, pixels.shape, name)
-            rows.append(pixels.reshape(-1))
-        proba = model.predict_proba(np.stack(rows))
+        rows, names = _decoded(
+            args, model, image_shape, pixels, files[start : start + batch]
+        )
+        progress.update(min(start + batch, len(files)))
+        if not names:
+            continue
+        proba = model.predict_proba(rows)
         best = np.argmax(proba, axis=1)
         for name, k, p in zip(names, best, proba, strict=True):
             console.out(f"{name}\t{model.classes_[k]}\t{p[k]:.4f}")
-        progress.update(start + len(names))
+        n_done += len(names)
     progress.close()
+    if not n_done:
+        raise ValueError(
+            f"none of the {len(files)} image files could be read (see the "
+            "warnings above)."
+        )
     return 0
