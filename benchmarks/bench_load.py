@@ -1,4 +1,8 @@
-"""Load full MNIST as PNG folders, side by side: the source document's loop vs ours.
+"""Load image folders side by side with the loops users write: MNIST and photos.
+
+Two sections (``--section mnist``, ``--section photos``; both by default).
+
+MNIST: full MNIST as PNG folders, the source document's loop vs ours.
 
 Builds ``mnist_png/{training,testing}/{0..9}/*.png`` (70,000 files) from the
 IDX files in ``../shared/data/mnist`` into a temporary folder (random images of
@@ -17,9 +21,28 @@ in one process, so joblib's workers are already running for the parallel rows;
 the first parallel load of a new process, worker start-up included, is timed
 in a subprocess and printed below the table.
 
+Photos: 5,000 JPEGs of 500x375 in 10 class folders, built once (about a
+minute) into ``--photos-dir`` from the two photos that ship with
+scikit-learn (``load_sample_images``: random crops, colour shifts, quality
+90), loaded as 64x64 RGB by:
+
+* the plain Pillow loop: ``open``, ``convert("RGB")``, ``resize((64, 64),
+  BILINEAR)``, ``np.asarray``, stacked;
+* the same loop with ``Image.draft("RGB", (64, 64))`` first (libjpeg decodes
+  at 1/4 scale);
+* ``load_image_folder(mode="RGB", size=(64, 64), cache=False)`` with
+  ``n_jobs=1`` and ``--n-jobs``, and with ``n_jobs=1`` and Pillow's JPEG
+  decoder only (when simplejpeg is installed, to show what it adds);
+* ``load_image_folder`` from its cache.
+
+Rows are timed interleaved (one run of every row per round, ``--repeat``
+rounds) and each shows its median, so a slow spell of a shared machine hits
+every row alike.
+
 Usage::
 
-    python benchmarks/bench_load.py [--root PATH] [--repeat 5] [--n-jobs 2]
+    python benchmarks/bench_load.py [--section photos] [--root PATH]
+        [--photos-dir DIR] [--repeat 5] [--n-jobs 2]
 
 Sample output (2-core AMD EPYC, pyspng installed, no torchvision; another
 session's tests were running on the same machine)::
@@ -52,9 +75,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sk_template.datasets import fetch_mnist, load_image_folder, write_image_folder
+from sk_template.datasets import (
+    _decode,
+    fetch_mnist,
+    load_image_folder,
+    write_image_folder,
+)
+from sk_template.datasets._atomic import building_dir
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+PHOTOS_DIR = Path(tempfile.gettempdir()) / "sk_template_bench_photos_v1"
+PHOTO_SHAPE = (375, 500)  # height, width of every photo
+PHOTO_SIZE = (64, 64)  # what every loader makes of them
 
 
 def make_tree(workdir, n_jobs):
@@ -150,13 +182,32 @@ def first_call_in_a_new_process(root, splits, n_jobs):
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def timed(fn, repeat):
-    times = []
+def interleaved(rows, repeat):
+    """Median seconds of each ``(name, fn)`` row, timed one row after another
+    in each of ``repeat`` rounds (rows whose fn is None are left out)."""
+    times = {name: [] for name, fn in rows if fn is not None}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in rows:
+            if fn is not None:
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def print_table(rows, seconds, baseline_name, baseline_label):
+    width = max(len(name) for name, _ in rows)
+    print(f"{'method':<{width}}  seconds  vs {baseline_label}")
+    print(f"{'-' * width}  -------  {'-' * (3 + len(baseline_label))}")
+    baseline = seconds[baseline_name]
+    for name, fn in rows:
+        if fn is None:
+            print(f"{name:<{width}}  {'-':>7}  {'not installed':>13}")
+            continue
+        ratio = f"{baseline / seconds[name]:.1f}x"
+        print(
+            f"{name:<{width}}  {seconds[name]:7.3f}  {ratio:>{3 + len(baseline_label)}}"
+        )
 
 
 def cpu_name():
@@ -169,13 +220,7 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", help="an existing image folder tree to load")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per row")
-    parser.add_argument("--n-jobs", type=int, default=2, help="workers for ours")
-    args = parser.parse_args()
-
+def mnist_section(args):
     workdir = None
     if args.root:
         root = Path(args.root)
@@ -223,23 +268,13 @@ def main():
                 lambda: ours(root, splits, data_home=cache_home, mmap=True),
             ),
         ]
-
+        seconds = interleaved(rows, args.repeat)
         print(
             f"\nLoading {n_files} PNG files ({shape}, mode L) in "
             f"{len([s for s in splits if s])} splits, {len(dirs)} class folders"
         )
         print(f"{cpu_name()}, {os.cpu_count()} CPUs; median of {args.repeat} runs")
-        width = max(len(name) for name, _ in rows)
-        print(f"{'method':<{width}}  seconds  vs Pillow loop")
-        print(f"{'-' * width}  -------  -------------")
-        baseline = None
-        for name, fn in rows:
-            if fn is None:
-                print(f"{name:<{width}}  {'-':>7}  {'not installed':>13}")
-                continue
-            seconds = timed(fn, args.repeat)
-            baseline = baseline or seconds
-            print(f"{name:<{width}}  {seconds:7.3f}  {baseline / seconds:12.1f}x")
+        print_table(rows, seconds, rows[0][0], "Pillow loop")
         print(
             f"ours, cold, n_jobs={n}, first call in a new process (workers start "
             f"up): {first_parallel:.2f} s"
@@ -248,6 +283,183 @@ def main():
     finally:
         if workdir:
             shutil.rmtree(workdir)
+
+
+# -------------------------------------------------------------------- photos
+def _write_photos(folder, start, stop, n_classes, seed):
+    """Photos ``start..stop-1``: random crops of scikit-learn's sample photos,
+    colour-shifted by class (a tint per class) and by photo (gain, offset)."""
+    from sklearn.datasets import load_sample_images
+
+    sources = load_sample_images().images  # two 427x640 RGB photos
+    h, w = PHOTO_SHAPE
+    tints = np.random.default_rng(seed).uniform(-40, 40, size=(n_classes, 3))
+    for k in range(start, stop):
+        rng = np.random.default_rng([seed, k])
+        src = sources[k % len(sources)]
+        top = rng.integers(0, src.shape[0] - h + 1)
+        left = rng.integers(0, src.shape[1] - w + 1)
+        crop = src[top : top + h, left : left + w].astype(np.float32)
+        label = k % n_classes
+        crop = crop * rng.uniform(0.8, 1.2, 3) + rng.uniform(-15, 15, 3) + tints[label]
+        pixels = np.clip(crop, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(
+            Path(folder, f"class{label}", f"{k}.jpg"), quality=90
+        )
+
+
+def make_photos(folder, n_photos, n_jobs, n_classes=10, seed=0):
+    """Write ``folder/class{0..9}/{k}.jpg`` once; later runs reuse it."""
+    from joblib import Parallel, delayed
+
+    folder = Path(folder)
+    if (folder / "class0").is_dir():
+        n_found = sum(len(os.listdir(folder / f"class{c}")) for c in range(n_classes))
+        if n_found == n_photos:
+            return folder
+        shutil.rmtree(folder)
+    print(f"Writing {n_photos} photos to {folder} (once) ...", flush=True)
+    with building_dir(folder) as tmp:
+        for c in range(n_classes):
+            (tmp / f"class{c}").mkdir()
+        bounds = np.linspace(0, n_photos, 8 * max(n_jobs, 1) + 1).astype(int)
+        Parallel(n_jobs=n_jobs)(
+            delayed(_write_photos)(tmp, a, b, n_classes, seed)
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            if b > a
+        )
+    return folder
+
+
+def photo_files(folder):
+    return [
+        sorted(d.iterdir(), key=lambda p: int(p.stem))
+        for d in sorted(Path(folder).iterdir())
+        if d.is_dir()
+    ]
+
+
+def plain_photo_loop(files, draft=False):
+    """What users write: open, (draft,) convert("RGB"), resize, np.asarray."""
+    h, w = PHOTO_SIZE
+    stacks = []
+    for class_files in files:
+        images = []
+        for path in class_files:
+            im = Image.open(path)
+            if draft:
+                im.draft("RGB", (w, h))
+            im = im.convert("RGB").resize((w, h), Image.Resampling.BILINEAR)
+            images.append(np.asarray(im))
+        stacks.append(np.stack(images))
+    return stacks
+
+
+def ours_photos(folder, **kwargs):
+    return load_image_folder(
+        folder, mode="RGB", size=PHOTO_SIZE, verbose=False, **kwargs
+    )
+
+
+def ours_photos_pillow_only(folder):
+    use = _decode.USE_SIMPLEJPEG
+    _decode.USE_SIMPLEJPEG = False
+    try:
+        return ours_photos(folder, cache=False, n_jobs=1)
+    finally:
+        _decode.USE_SIMPLEJPEG = use
+
+
+def decoders():
+    from PIL import features
+
+    jpeg = features.version("jpg")
+    turbo = " (libjpeg-turbo)" if features.check_feature("libjpeg_turbo") else ""
+    parts = [f"Pillow {Image.__version__}, JPEG library {jpeg}{turbo}"]
+    if _decode._simplejpeg is not None:
+        parts.append(f"simplejpeg {_decode._simplejpeg.__version__}")
+    else:
+        parts.append("no simplejpeg")
+    return ", ".join(parts)
+
+
+def photo_section(args):
+    folder = make_photos(args.photos_dir, args.n_photos, args.n_jobs)
+    files = photo_files(folder)
+    n_files = sum(map(len, files))
+    plain_photo_loop(files, draft=True)  # warm the file cache; not timed
+    cache_home = tempfile.mkdtemp(prefix="bench_cache_")
+    n = args.n_jobs
+    try:
+        ours_photos(folder, data_home=cache_home, n_jobs=n)  # cache, workers up
+        simplejpeg = _decode._simplejpeg is not None and _decode.USE_SIMPLEJPEG
+        rows = [
+            ("plain Pillow loop", lambda: plain_photo_loop(files)),
+            ("Pillow loop with Image.draft", lambda: plain_photo_loop(files, True)),
+            (
+                "ours, cold, cache off, n_jobs=1",
+                lambda: ours_photos(folder, cache=False, n_jobs=1),
+            ),
+            (
+                f"ours, cold, cache off, n_jobs={n}",
+                lambda: ours_photos(folder, cache=False, n_jobs=n),
+            ),
+            (
+                "ours, cold, n_jobs=1, Pillow's JPEG decoder only",
+                (lambda: ours_photos_pillow_only(folder)) if simplejpeg else None,
+            ),
+            (
+                "ours, from cache",
+                lambda: ours_photos(folder, data_home=cache_home),
+            ),
+        ]
+        seconds = interleaved(rows, args.repeat)
+    finally:
+        shutil.rmtree(cache_home)
+    h, w = PHOTO_SHAPE
+    print(
+        f"\nLoading {n_files} JPEG photos ({w}x{h}) in {len(files)} class folders "
+        f"as {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} RGB"
+    )
+    print(f"{cpu_name()}, {os.cpu_count()} CPUs; {decoders()}")
+    print(f"interleaved, median of {args.repeat} runs")
+    print_table(rows, seconds, rows[0][0], "plain loop")
+    plain, draft = seconds[rows[0][0]], seconds[rows[1][0]]
+    one, many = seconds[rows[2][0]], seconds[rows[3][0]]
+    met_one = plain / one >= 2 and one <= draft
+    met_many = plain / many >= 3.5
+    print(
+        "targets: n_jobs=1 at least 2x the plain loop and no slower than the "
+        f"draft loop: {'met' if met_one else 'NOT met'}; n_jobs={n} at least "
+        f"3.5x the plain loop: {'met' if met_many else 'NOT met'}"
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--section",
+        choices=["mnist", "photos", "all"],
+        default="all",
+        help="which table to print (default: both)",
+    )
+    parser.add_argument("--root", help="an existing MNIST-like folder tree to load")
+    parser.add_argument(
+        "--photos-dir",
+        type=Path,
+        default=PHOTOS_DIR,
+        help="where the photo folder is built once and reused (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--n-photos", type=int, default=5000, help="photos to build (default: 5000)"
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="runs per row")
+    parser.add_argument("--n-jobs", type=int, default=2, help="workers for ours")
+    args = parser.parse_args()
+    if args.section in ("mnist", "all"):
+        mnist_section(args)
+    if args.section in ("photos", "all"):
+        photo_section(args)
 
 
 if __name__ == "__main__":
