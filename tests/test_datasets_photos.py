@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageOps
 
-from sk_template.datasets import _decode, load_image_folder
+from sk_template.datasets import _decode, iter_image_folder, load_image_folder
 
 BILINEAR = Image.Resampling.BILINEAR
 
@@ -353,6 +353,11 @@ def test_load_a_folder_of_mixed_photos(tmp_path):
         root, mode="RGB", size=(32, 32), resize="crop", data_home=tmp_path / "c"
     )
     np.testing.assert_array_equal(again.images, bunch.images)
+    # Streaming gives the same rows.
+    batches = iter_image_folder(
+        root, mode="RGB", size=(32, 32), resize="crop", batch_size=3
+    )
+    np.testing.assert_array_equal(np.concatenate([X for X, _ in batches]), bunch.data)
 
 
 def test_mixed_sizes_error_names_the_cli_flag(tmp_path):
