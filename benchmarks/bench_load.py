@@ -59,6 +59,24 @@ session's tests were running on the same machine)::
     ours, from cache                               0.203          13.0x
     ours, from cache, mmap=True                    0.188          14.0x
     ours, cold, n_jobs=2, first call in a new process (workers start up): 2.23 s
+
+and of the photo section (same machine, simplejpeg installed, while four other
+engineers' tests and benchmarks ran on its two cores: n_jobs=2 got little of
+the second core; see the README)::
+
+    Loading 5000 JPEG photos (500x375) in 10 class folders as 64x64 RGB
+    AMD EPYC, 2 CPUs; interleaved, median of 5 runs
+    decoders: Pillow 13.0.0 (libjpeg-turbo, libjpeg API 6.2), simplejpeg 1.9.0
+    method                                            seconds  vs plain loop
+    ------------------------------------------------  -------  -------------
+    plain Pillow loop                                  15.901           1.0x
+    Pillow loop with Image.draft                        7.568           2.1x
+    ours, cold, cache off, n_jobs=1                     7.060           2.3x
+    ours, cold, cache off, n_jobs=2                     6.052           2.6x
+    ours, cold, n_jobs=1, Pillow's JPEG decoder only    8.403           1.9x
+    ours, from cache                                    0.091         175.4x
+    target, n_jobs=1: 2x the plain loop, no slower than the draft loop: met
+    target, n_jobs=2: 3.5x the plain loop: NOT met
 """
 
 import argparse
@@ -373,9 +391,9 @@ def ours_photos_pillow_only(folder):
 def decoders():
     from PIL import features
 
-    jpeg = features.version("jpg")
-    turbo = " (libjpeg-turbo)" if features.check_feature("libjpeg_turbo") else ""
-    parts = [f"Pillow {Image.__version__}, JPEG library {jpeg}{turbo}"]
+    turbo = "libjpeg-turbo" if features.check_feature("libjpeg_turbo") else "libjpeg"
+    jpeg = f"{turbo}, libjpeg API {features.version('jpg')}"
+    parts = [f"Pillow {Image.__version__} ({jpeg})"]
     if _decode._simplejpeg is not None:
         parts.append(f"simplejpeg {_decode._simplejpeg.__version__}")
     else:
@@ -421,17 +439,20 @@ def photo_section(args):
         f"\nLoading {n_files} JPEG photos ({w}x{h}) in {len(files)} class folders "
         f"as {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} RGB"
     )
-    print(f"{cpu_name()}, {os.cpu_count()} CPUs; {decoders()}")
-    print(f"interleaved, median of {args.repeat} runs")
+    runs = f"interleaved, median of {args.repeat} runs"
+    print(f"{cpu_name()}, {os.cpu_count()} CPUs; {runs}")
+    print(f"decoders: {decoders()}")
     print_table(rows, seconds, rows[0][0], "plain loop")
     plain, draft = seconds[rows[0][0]], seconds[rows[1][0]]
     one, many = seconds[rows[2][0]], seconds[rows[3][0]]
     met_one = plain / one >= 2 and one <= draft
     met_many = plain / many >= 3.5
     print(
-        "targets: n_jobs=1 at least 2x the plain loop and no slower than the "
-        f"draft loop: {'met' if met_one else 'NOT met'}; n_jobs={n} at least "
-        f"3.5x the plain loop: {'met' if met_many else 'NOT met'}"
+        "target, n_jobs=1: 2x the plain loop, no slower than the draft loop: "
+        f"{'met' if met_one else 'NOT met'}"
+    )
+    print(
+        f"target, n_jobs={n}: 3.5x the plain loop: {'met' if met_many else 'NOT met'}"
     )
 
 

@@ -380,10 +380,12 @@ def _decode_simplejpeg(data, frame, mode, size, resize, path):
     height, width, components = frame
     scale = 1 if size is None else jpeg_scale(width, height, size, resize)
     shape = (-(-height // scale), -(-width // scale))  # libjpeg rounds up
+    colour = components == 3
     try:
         arr = _simplejpeg.decode_jpeg(
             data,
-            "RGB" if components == 3 else "GRAY",
+            # RGBX is the layout of Pillow's RGB images: no repacking below.
+            "RGBX" if colour else "GRAY",
             min_height=shape[0] if scale > 1 else 0,
             min_width=shape[1] if scale > 1 else 0,
         )
@@ -391,7 +393,10 @@ def _decode_simplejpeg(data, frame, mode, size, resize, path):
         return None  # let Pillow decode it, or name what is wrong with it
     if arr.shape[:2] != shape:
         return None  # simplejpeg chose another scale (tiny images)
-    im = Image.fromarray(arr if components == 3 else arr[..., 0])
+    if colour:
+        im = Image.frombytes("RGB", shape[::-1], arr, "raw", "RGBX")
+    else:
+        im = Image.fromarray(arr[..., 0])
     return _finish(im, mode, size, resize, path, (width, height), scale)
 
 
