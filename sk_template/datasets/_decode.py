@@ -359,12 +359,12 @@ def _jpeg_frame(data):
         if marker == 0xDA:  # start of scan: the headers are over
             return frame
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        body = data[pos + 4 : pos + 2 + length]
-        if marker == 0xE1 and body.startswith(b"Exif\0\0"):
+        if marker == 0xE1 and data.startswith(b"Exif\0\0", pos + 4):
             return None  # an orientation to apply: Pillow reads it
         if marker in _JPEG_OTHER_FRAMES or (marker in _JPEG_FRAMES and frame):
             return None
         if marker in _JPEG_FRAMES:
+            body = data[pos + 4 : pos + 10]
             if len(body) < 6 or body[0] != 8 or body[5] not in (1, 3):
                 return None  # 12-bit, CMYK, or damaged
             frame = (
