@@ -169,6 +169,9 @@ def save_model(model, path, *, image_shape=None):
     labels and its per-class sums (see the module docstring).  It is written to
     a temporary file in the same folder and then renamed over ``path``, so
     ``path`` is never left half-written.  Read it back with :func:`load_model`.
+    Only a regular file is ever replaced: a symbolic link is written through
+    (the file it names is replaced, the link kept), and a FIFO or character
+    device (``/dev/stdout``, ``/dev/null``) is written into, as ``cp`` does.
 
     Parameters
     ----------
@@ -177,7 +180,8 @@ def save_model(model, path, *, image_shape=None):
 
     path : str or path-like
         The file to write, used exactly as given (``.npz`` is the usual
-        extension but is not added).  An existing file is replaced.
+        extension but is not added).  An existing file is replaced; a folder
+        is an error (``IsADirectoryError`` naming ``path``).
 
     image_shape : tuple of int, default=None
         The shape of one image, ``(height, width)`` or ``(height, width,
