@@ -8,9 +8,18 @@ from pathlib import Path
 import numpy as np
 
 from ._common import add_device_option, check_shape, load_model_file, mode_for
+from ._output import FORMATS, ResultWriter
 
 NAME = "predict"
 HELP = "label images: one line per image, path<TAB>label<TAB>probability"
+DESCRIPTION = (
+    "Label images: one line per image, path<TAB>label<TAB>probability. In the "
+    "path and the label a backslash, tab, newline and carriage return are "
+    "written \\\\, \\t, \\n and \\r, and any other control character "
+    "and any byte that is not UTF-8 as \\xNN (one per byte), so that every "
+    "image is one line. --format jsonl writes one JSON object per line, "
+    "--format csv a CSV file with a header row."
+)
 
 
 def add_arguments(p):
@@ -20,6 +29,13 @@ def add_arguments(p):
         metavar="IMAGE_OR_FOLDER",
         nargs="+",
         help="image files, or folders searched recursively for images",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="tsv",
+        help="tsv: path<TAB>label<TAB>probability with names escaped; jsonl: a "
+        "JSON object per line; csv: CSV with a header row (default: %(default)s)",
     )
     add_device_option(p)
 
@@ -61,6 +77,7 @@ def run(args, console):
     mode = mode_for(image_shape)
     files = _image_files(args.inputs)
     progress = Progress(len(files), "Predicting", verbose=not console.quiet)
+    writer = ResultWriter(args.format, console)
     batch = 256
     for start in range(0, len(files), batch):
         names = files[start : start + batch]
@@ -72,7 +89,7 @@ def run(args, console):
         proba = model.predict_proba(np.stack(rows))
         best = np.argmax(proba, axis=1)
         for name, k, p in zip(names, best, proba, strict=True):
-            console.out(f"{name}\t{model.classes_[k]}\t{p[k]:.4f}")
+            writer.write(name, model.classes_[k], p[k])
         progress.update(start + len(names))
     progress.close()
     return 0
