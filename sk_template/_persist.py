@@ -478,7 +478,9 @@ def _read_header(zf, info, name, path):
                 )
             else:
                 raise ValueError(f"unsupported .npy format version {major!r}")
-        except ValueError as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
+            raise
+        except Exception as exc:  # numpy parses the header as Python literals
             raise ValueError(
                 f"{path} is not a valid sk_template model file: member {name!r} "
                 f"has a bad header ({_flat(exc)})."

@@ -360,3 +360,21 @@ def test_other_bytes_are_not_called_pickles(tmp_path, content):
     with pytest.raises(ValueError) as info:
         load_model(path)
     assert "pickle (protocol" not in str(info.value)
+
+
+def test_unparsable_npy_header_is_a_clear_error(tmp_path, model_file):
+    # numpy parses the header as Python literals; an unterminated one raises
+    # tokenize.TokenError there, which must not escape as such.
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (10, 64"
+    header += b" " * (118 - len(header)) + b"\n"
+    member = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
+    arrays = _members(model_file)
+    path = tmp_path / "bad.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, value in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, value, allow_pickle=False)
+            data = member if name == "classes" else buffer.getvalue()
+            zf.writestr(name + ".npy", data)
+    with pytest.raises(ValueError, match="member 'classes' has a bad header"):
+        load_model(path)
