@@ -10,8 +10,6 @@ download without the deadline ends (in another error) instead of hanging.
 
 import contextlib
 import functools
-import gzip
-import hashlib
 import threading
 import time
 from http.server import (
@@ -20,11 +18,10 @@ from http.server import (
     ThreadingHTTPServer,
 )
 
-import numpy as np
 import pytest
 
 from sk_template.cli import main
-from sk_template.datasets import _mnist, fetch_mnist, write_idx
+from sk_template.datasets import fetch_mnist
 
 TIMEOUT = 0.5
 TRICKLE_SECONDS = 8  # far longer than TIMEOUT, but not for ever
@@ -102,22 +99,8 @@ def test_bad_timeout(tmp_path, timeout):
         fetch_mnist(tmp_path, timeout=timeout)
 
 
-def test_a_normal_http_server_still_works(tmp_path, monkeypatch):
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    rng = np.random.default_rng(0)
-    arrays = {
-        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (4, 4, 4), np.uint8),
-        "train-labels-idx1-ubyte.gz": np.array([3, 7, 3, 7], np.uint8),
-        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (2, 4, 4), np.uint8),
-        "t10k-labels-idx1-ubyte.gz": np.array([7, 3], np.uint8),
-    }
-    table = {}
-    for name, array in arrays.items():
-        data = gzip.decompress(write_idx(mirror / name, array).read_bytes())
-        table[name] = hashlib.md5(data).hexdigest()
-    monkeypatch.setattr(_mnist, "MNIST_MD5", table)
-    handler = functools.partial(_Quiet, directory=str(mirror))
+def test_a_normal_http_server_still_works(tmp_path, mnist_mirror):
+    handler = functools.partial(_Quiet, directory=str(mnist_mirror))
     with _serve(handler) as url:
         path = fetch_mnist(tmp_path / "home", layout="sample", base_url=url, timeout=30)
     assert sorted(p.name for p in (path / "train").iterdir()) == ["3", "7"]

@@ -26,7 +26,6 @@ from sk_template.datasets import (
     _mnist,
     fetch_mnist,
     load_image_folder,
-    write_idx,
     write_image_folder,
 )
 
@@ -73,18 +72,25 @@ def home(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ the cache
-CACHE_WRITER = """
-import sys, time
+# The children write as the library does, then report and hang there.
+HANG_AFTER = """
+import json, sys, time
+def hang_after(real):
+    def wrapper(*args, **kwargs):
+        real(*args, **kwargs)
+        print("writing", flush=True)
+        time.sleep(600)
+    return wrapper
+"""
+CACHE_WRITER = (
+    HANG_AFTER
+    + """
 import numpy as np
 from sk_template.datasets import load_image_folder
-real_save = np.save
-def save_then_hang(*args, **kwargs):
-    real_save(*args, **kwargs)
-    print("writing", flush=True)
-    time.sleep(600)
-np.save = save_then_hang
+np.save = hang_after(np.save)
 load_image_folder(sys.argv[1])
 """
+)
 
 
 def test_killed_cache_writer_is_cleaned_up_and_a_live_one_kept(tmp_path, home):
@@ -109,18 +115,15 @@ def test_killed_cache_writer_is_cleaned_up_and_a_live_one_kept(tmp_path, home):
 
 
 # ------------------------------------------------------------ the MNIST trees
-MNIST_WRITER = """
-import json, sys, time
+MNIST_WRITER = (
+    HANG_AFTER
+    + """
 from sk_template.datasets import _mnist
 _mnist.MNIST_MD5 = json.loads(sys.argv[3])
-real = _mnist.write_image_folder
-def write_then_hang(*args, **kwargs):
-    real(*args, **kwargs)
-    print("writing", flush=True)
-    time.sleep(600)
-_mnist.write_image_folder = write_then_hang
+_mnist.write_image_folder = hang_after(_mnist.write_image_folder)
 _mnist.fetch_mnist(sys.argv[1], layout="sample", base_url=sys.argv[2])
 """
+)
 
 DOWNLOADER = """
 import email.message, io, json, sys, time, urllib.request, urllib.response
@@ -146,29 +149,8 @@ _mnist.fetch_mnist(sys.argv[1], layout="sample", base_url=sys.argv[2])
 """
 
 
-@pytest.fixture
-def mirror(tmp_path, monkeypatch):
-    """Four small MNIST-like files, and their md5 table installed here."""
-    import gzip
-    import hashlib
-
-    folder = tmp_path / "mirror"
-    folder.mkdir()
-    arrays = {
-        "train-images-idx3-ubyte.gz": RNG.integers(0, 256, (6, 4, 4), np.uint8),
-        "train-labels-idx1-ubyte.gz": np.array([3, 7, 3, 7, 1, 3], np.uint8),
-        "t10k-images-idx3-ubyte.gz": RNG.integers(0, 256, (2, 4, 4), np.uint8),
-        "t10k-labels-idx1-ubyte.gz": np.array([7, 3], np.uint8),
-    }
-    table = {}
-    for name, array in arrays.items():
-        data = gzip.decompress(write_idx(folder / name, array).read_bytes())
-        table[name] = hashlib.md5(data).hexdigest()
-    monkeypatch.setattr(_mnist, "MNIST_MD5", table)
-    return folder
-
-
-def test_killed_mnist_writer_is_cleaned_up_and_a_live_one_kept(mirror, home):
+def test_killed_mnist_writer_is_cleaned_up_and_a_live_one_kept(mnist_mirror, home):
+    mirror = mnist_mirror
     table = json.dumps(_mnist.MNIST_MD5)
     child = _start(MNIST_WRITER, home, mirror.as_uri(), table, home=home)
     try:
@@ -189,7 +171,8 @@ def test_killed_mnist_writer_is_cleaned_up_and_a_live_one_kept(mirror, home):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_interrupted_download_leaves_no_part_file(mirror, home, sig):
+def test_interrupted_download_leaves_no_part_file(mnist_mirror, home, sig):
+    mirror = mnist_mirror
     table = json.dumps(_mnist.MNIST_MD5)
     child = _start(DOWNLOADER, home, mirror.as_uri(), table, home=home)
     _stop(child, sig)

@@ -124,7 +124,9 @@ class _Deadline:
             self._socks.clear()
 
 
-class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+class _Watched:
+    """A urllib handler whose connections a :class:`_Deadline` watches."""
+
     def __init__(self, deadline):
         super().__init__()
         self._deadline = deadline
@@ -133,13 +135,12 @@ class _WatchedHTTPHandler(urllib.request.HTTPHandler):
         return super().do_open(self._deadline.connection(http_class), req, **kwargs)
 
 
-class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, deadline):
-        super().__init__()
-        self._deadline = deadline
+class _WatchedHTTPHandler(_Watched, urllib.request.HTTPHandler):
+    pass
 
-    def do_open(self, http_class, req, **kwargs):
-        return super().do_open(self._deadline.connection(http_class), req, **kwargs)
+
+class _WatchedHTTPSHandler(_Watched, urllib.request.HTTPSHandler):
+    pass
 
 
 def _fetch(url, f, timeout):
