@@ -55,7 +55,11 @@ def _host_id():
             boot = f.read().strip()
     except OSError:
         boot = ""
-    blob = f"{socket.gethostname()}\0{boot}".encode()
+    try:
+        host = socket.gethostname()
+    except OSError:
+        host = ""
+    blob = f"{host}\0{boot}".encode()
     return hashlib.blake2b(blob, digest_size=4).hexdigest()
 
 
@@ -129,8 +133,8 @@ def open_temp(target, tag="tmp"):
 # ---------------------------------------------------------- abandoned ones
 def _pid_running(pid):
     """Whether process ``pid`` runs on this host (a zombie does not)."""
-    if pid == os.getpid():
-        return True
+    if pid == os.getpid() or os.name != "posix":
+        return True  # (elsewhere os.kill would end the process: assume so)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
