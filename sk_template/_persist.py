@@ -2,10 +2,12 @@
 
 A fitted :class:`~sk_template.NearestMeanImageClassifier` is a few numpy arrays
 (per-class sums and weights, the labels) and its parameters, so it is stored
-as a plain ``.npz`` archive of arrays, read back
-with ``np.load(..., allow_pickle=False)``: loading a model file reads numbers
-and text, never code.  A pickle (what ``joblib.dump`` writes) can run any code
-when it is loaded; :func:`load_model` recognises one and refuses it.
+as a plain ``.npz`` archive of arrays, read back member by member with pickles
+refused (as ``np.load(..., allow_pickle=False)`` does) and every size checked
+before anything is decompressed: loading a model file reads numbers and text,
+never code, in memory bounded by the file (see :func:`load_model`).  A pickle
+(what ``joblib.dump`` writes) can run any code when it is loaded;
+:func:`load_model` recognises one and refuses it.
 
 Layout of the archive (format version 1), every member a plain array:
 

@@ -27,7 +27,7 @@ from sk_template.datasets import write_image_folder
 REPO = Path(__file__).resolve().parents[1]
 # What the console script runs.
 SCRIPT = "import sys\nfrom sk_template.cli import main\nsys.exit(main())\n"
-DELAYS = [0.0, 0.01, 0.03, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.5, 4.0]
+DELAYS = [0.0, 0.01, 0.03, 0.1, 0.3, 0.7, 1.5, 3.0]
 needs_proc = pytest.mark.skipif(
     not Path("/proc/self/maps").exists(), reason="needs /proc to see the imports"
 )

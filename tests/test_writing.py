@@ -96,8 +96,9 @@ def test_dangling_symlink_creates_its_target(tmp_path, clf):
 
 
 # ----------------------------------------------------------- FIFOs and devices
-def _read_all(fifo, into):
-    with open(fifo, "rb") as f:
+def _read_all(fd, into):
+    os.set_blocking(fd, True)
+    with open(fd, "rb") as f:
         into.append(f.read())
 
 
@@ -105,11 +106,13 @@ def _read_all(fifo, into):
 def test_fifo_is_written_into_and_kept(tmp_path, clf, model_file, tree, writer):
     fifo = tmp_path / "out.fifo"
     os.mkfifo(fifo)
-    # A write end held open here: the reader's open never blocks, and its
-    # read ends when this is closed, whatever the writer did.
-    keeper = os.open(fifo, os.O_RDWR)
+    # The read end is open before the writer starts, and a write end is held
+    # here until it is done: the reader sees everything the writer wrote, and
+    # its read ends (when this is closed) whatever the writer did.
+    read_end = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    keeper = os.open(fifo, os.O_WRONLY)
     got = []
-    reader = threading.Thread(target=_read_all, args=(fifo, got))
+    reader = threading.Thread(target=_read_all, args=(read_end, got))
     reader.start()
     try:
         assert _writers(clf, model_file, tree)[writer](fifo) in (0, fifo)
