@@ -264,6 +264,7 @@ def _params(path, **changes):
         (lambda p: {"params": _params(p, batch_size=float("inf"))}, "batch_size"),
     ],
 )
+@pytest.mark.filterwarnings("ignore:The priors do not sum to 1")
 def test_statistics_that_cannot_predict_are_refused(model_file, change, field):
     _rewrite(model_file, **change(model_file))
     with pytest.raises(ValueError, match="corrupt model file") as info:

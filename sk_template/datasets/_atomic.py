@@ -152,22 +152,24 @@ def _pid_running(pid):
 
 
 def _try_lock(path):
-    """An fd of ``path`` holding its lock (the writer is gone), False (it is
-    held), or None (no lock could be tried)."""
+    """``(state, fd)``: ``("free", fd)`` with ``fd`` holding the lock (the
+    writer is gone), ``("held", None)``, or ``("unknown", None)`` when no lock
+    could be tried."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
-        return None
+        return "unknown", None
     got = _lock(fd, blocking=False)
     if got:
-        return fd
+        return "free", fd
     os.close(fd)
-    return got
+    return ("held" if got is False else "unknown"), None
 
 
-def _abandoned(entry, match, locked):
-    """Whether the temporary ``entry`` (a DirEntry) has no live writer."""
-    if locked is False:
+def _abandoned(entry, match, lock):
+    """Whether the temporary ``entry`` (a DirEntry) has no live writer;
+    ``lock`` is the state :func:`_try_lock` found."""
+    if lock == "held":
         return False  # a live writer holds it
     try:
         age = time.time() - entry.stat(follow_symlinks=False).st_mtime
@@ -180,7 +182,7 @@ def _abandoned(entry, match, locked):
     # Its process runs (a reused pid, or a writer between creating and
     # locking it), or runs on another host: only once it has not changed for
     # a while, a short while when its lock is free.
-    if locked:
+    if lock == "free":
         return age > _FOREIGN_GRACE_SECONDS
     return age > _LEGACY_STALE_SECONDS
 
@@ -204,13 +206,13 @@ def remove_abandoned(folder, target=None):
         match = _TEMP_NAME.match(entry.name)
         if match is None or (target is not None and match["target"] != target):
             continue
-        locked = _try_lock(entry.path)
+        lock, fd = _try_lock(entry.path)
         try:
-            if _abandoned(entry, match, locked):
+            if _abandoned(entry, match, lock):
                 remove_temp(entry.path)
         finally:
-            if locked:
-                os.close(locked)
+            if fd is not None:
+                os.close(fd)
 
 
 def remove_temp(path):
