@@ -42,7 +42,7 @@ default_role = "literal"
 
 # -- API pages: autosummary + numpydoc ----------------------------------------
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": True}
+autodoc_default_options = {"inherited-members": True}
 # numpydoc renders the docstrings; the class template lists the members.
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
