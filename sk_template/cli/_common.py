@@ -26,6 +26,8 @@ class Console:
 
     def __init__(self, quiet=False):
         self.quiet = quiet
+        # Progress bars: on a terminal only (None), or never with --quiet.
+        self.progress = False if quiet else None
 
     def out(self, text=""):
         print(text, file=sys.stdout, flush=True)
@@ -114,7 +116,7 @@ def load_folder(args, console, root, *, split=None, mode="L"):
             split=split,
             mode=mode,
             cache=not getattr(args, "no_cache", False),
-            verbose=not console.quiet,
+            verbose=console.progress,
         )
     console.status(
         f"  {len(bunch.target)} images of {len(bunch.target_names)} classes, "

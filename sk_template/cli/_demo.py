@@ -96,7 +96,7 @@ def run(args, console):
         write_image_folder(images, digits.target, root, overwrite=True)
         console.status(f"Loading them back from {root} ...")
         # A fresh folder each run: a cache of it would only fill data_home.
-        bunch = load_image_folder(root, cache=False, verbose=not console.quiet)
+        bunch = load_image_folder(root, cache=False, verbose=console.progress)
         data, layout = root, None
         source = f"scikit-learn's handwritten digits, written as PNG files to {root}"
         (X_train, y_train), (X_test, y_test, test_files), held_out = _holdout(

@@ -76,7 +76,7 @@ def run(args, console):
     image_shape = meta["image_shape"]
     mode = mode_for(image_shape)
     files = _image_files(args.inputs)
-    progress = Progress(len(files), "Predicting", verbose=not console.quiet)
+    progress = Progress(len(files), "Predicting", verbose=console.progress)
     writer = ResultWriter(args.format, console)
     batch = 256
     for start in range(0, len(files), batch):
