@@ -4,6 +4,8 @@ Public names
 ------------
 NearestMeanImageClassifier
     The estimator.
+ClassMeansDisplay
+    Its class means drawn with matplotlib (the ``plot`` extra).
 fit_blocks, fit_dask
     Fitting on data split across joblib or dask workers.
 save_model, load_model
@@ -22,6 +24,7 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ClassMeansDisplay": "._display",
     "NearestMeanImageClassifier": "._classifier",
     "fit_blocks": "._parallel",
     "fit_dask": "._parallel",
@@ -30,6 +33,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "ClassMeansDisplay",
     "NearestMeanImageClassifier",
     "__version__",
     "fit_blocks",

@@ -2,10 +2,12 @@
 
 A fitted :class:`~sk_template.NearestMeanImageClassifier` is a few numpy arrays
 (per-class sums and weights, the labels) and its parameters, so it is stored
-as a plain ``.npz`` archive of arrays, read back
-with ``np.load(..., allow_pickle=False)``: loading a model file reads numbers
-and text, never code.  A pickle (what ``joblib.dump`` writes) can run any code
-when it is loaded; :func:`load_model` recognises one and refuses it.
+as a plain ``.npz`` archive of arrays, read back member by member with pickles
+refused (as ``np.load(..., allow_pickle=False)`` does) and every size checked
+before anything is decompressed: loading a model file reads numbers and text,
+never code, in memory bounded by the file (see :func:`load_model`).  A pickle
+(what ``joblib.dump`` writes) can run any code when it is loaded;
+:func:`load_model` recognises one and refuses it.
 
 Layout of the archive (format version 1), every member a plain array:
 
@@ -34,9 +36,12 @@ Layout of the archive (format version 1), every member a plain array:
 # SPDX-License-Identifier: BSD-3-Clause
 
 import dataclasses
+import io
 import json
 import math
 import os
+import pickletools
+import stat
 import warnings
 import zipfile
 import zlib
@@ -201,6 +206,9 @@ def save_model(model, path, *, image_shape=None, load_params=None):
     labels and its per-class sums (see the module docstring).  It is written to
     a temporary file in the same folder and then renamed over ``path``, so
     ``path`` is never left half-written.  Read it back with :func:`load_model`.
+    Only a regular file is ever replaced: a symbolic link is written through
+    (the file it names is replaced, the link kept), and a FIFO or character
+    device (``/dev/stdout``, ``/dev/null``) is written into, as ``cp`` does.
 
     Parameters
     ----------
@@ -209,7 +217,8 @@ def save_model(model, path, *, image_shape=None, load_params=None):
 
     path : str or path-like
         The file to write, used exactly as given (``.npz`` is the usual
-        extension but is not added).  An existing file is replaced.
+        extension but is not added).  An existing file is replaced; a folder
+        is an error (``IsADirectoryError`` naming ``path``).
 
     image_shape : tuple of int, default=None
         The shape of one image, ``(height, width)`` or ``(height, width,
@@ -297,10 +306,51 @@ def save_model(model, path, *, image_shape=None, load_params=None):
     return write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
-def _sniff(path):
-    """Raise a clear ValueError when ``path`` is not an ``.npz`` archive."""
-    with open(path, "rb") as f:
-        head = f.read(8)
+def _open_model_file(path):
+    """``path`` open for binary reading, refused unless it is a regular file.
+
+    A FIFO would block ``open`` for ever, and a device could be read for ever:
+    both are refused from ``stat`` (after following symbolic links), before
+    opening, and the opened file is checked again.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such model file: {str(path)!r}.") from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{str(path)!r} is a folder, not a model file.")
+    _check_regular(path, mode)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        _check_regular(path, os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "rb")
+
+
+_FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def _check_regular(path, mode):
+    if not stat.S_ISREG(mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise ValueError(
+            f"{path} is {kind}, not a model file: sk_template reads model files "
+            "from regular files only."
+        )
+
+
+def _sniff(f, path):
+    """Raise a clear ValueError when the file ``f`` is not an ``.npz`` archive."""
+    head = f.read(1 << 16)
+    f.seek(0)
     if head.startswith(_ZIP_MAGIC):
         return
     if not head:
@@ -321,10 +371,38 @@ def _sniff(path):
             f"{path} is a single numpy array (.npy), not an sk_template model "
             "file; write model files with sk_template.save_model."
         )
+    if _is_old_pickle(head):
+        raise ValueError(f"{path} is a pickle (protocol 0 or 1), {_PICKLE_HINT}.")
     raise ValueError(
         f"{path} is not an sk_template model file (expected a .npz archive "
         "written by sk_template.save_model)."
     )
+
+
+def _dotted(name):
+    return all(part.isidentifier() for part in name.split("."))
+
+
+def _is_old_pickle(head):
+    """Whether ``head`` starts like a pickle of protocol 0 or 1.
+
+    Those have no PROTO opcode to recognise them by.  ``head`` is parsed as
+    pickle opcodes (``pickletools.genops`` reads, it never runs anything): a
+    pickle of an object soon names its class (GLOBAL/INST ``module name``),
+    and a small one ends with STOP; other bytes soon fail to parse.
+    """
+    count = 0
+    try:
+        for opcode, arg, _ in pickletools.genops(io.BytesIO(head)):
+            count += 1
+            if opcode.name in ("GLOBAL", "INST"):
+                module, _, name = str(arg).partition(" ")
+                return _dotted(module) and _dotted(name)
+            if opcode.name == "STOP":
+                return count > 1
+    except Exception:  # not opcodes, or cut off by the end of ``head``
+        return False
+    return False
 
 
 def _is_zlib(head):
@@ -344,34 +422,204 @@ _MEMBERS = {
     "medians",
     "median_scatter",
 }
+# Limits that keep a crafted archive from taking much memory or time (see
+# load_model's Notes).  numpy writes members stored or deflated, never
+# with another method.
+_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_METHOD_NAMES = {
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+    getattr(zipfile, "ZIP_ZSTANDARD", 93): "zstandard",
+}
+_MAX_ENTRIES = 10_000
+_MAX_HEADER = 10_000  # bytes of one .npy header, numpy's own default limit
+_MAX_TEXT_BYTES = 16 << 20  # one text member (params, metadata, versions)
+# Deflated members may declare in all this many bytes more than ...
+_DEFLATE_ALLOWANCE = 16 << 20
+# ... plus this many times their compressed size.  (Deflate itself cannot
+# expand more than 1032-fold; save_model stores members uncompressed.)
+_MAX_DEFLATE_RATIO = 20
+_CHUNK = 1 << 20
 
 
 def _known(name):
     return name in _MEMBERS or name.startswith(_STATS)
 
 
-def _read_archive(path):
-    """The members of the archive at ``path`` as a dict of arrays."""
+class _Corrupt(ValueError):
+    """A corrupt or truncated archive (reported with that wording)."""
+
+
+class _Counting:
+    """A reader that counts the bytes read from it (for the .npy header)."""
+
+    def __init__(self, f):
+        self.f, self.n = f, 0
+
+    def read(self, n=-1):
+        data = self.f.read(n)
+        self.n += len(data)
+        return data
+
+
+def _entries(zf, path):
+    """The model members of ``zf``: ``{name: ZipInfo or None}``.
+
+    A name a model file uses that is not a ``.npy`` member maps to None (an
+    error later); as for ``np.load``, such a raw name wins over ``name.npy``,
+    and the last of two members of the same name wins.
+    """
+    infos = zf.infolist()
+    if len(infos) > _MAX_ENTRIES:
+        raise ValueError(
+            f"{path} is not an sk_template model file: it has {len(infos)} members."
+        )
+    members, raw = {}, {}
+    for info in infos:
+        if info.filename.endswith(".npy") and _known(info.filename[:-4]):
+            members[info.filename[:-4]] = info
+        elif _known(info.filename):
+            raw[info.filename] = None
+    members.update(raw)
+    return members
+
+
+def _check_entry(info, name, path, size):
+    """Refuse a member before anything of it is decompressed."""
+    if info.compress_type not in _METHODS:
+        method = _METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
+        raise ValueError(
+            f"{path} is not a valid sk_template model file: member {name!r} is "
+            f"compressed with {method}, which numpy never writes (only stored and "
+            "deflate). Refused without decompressing it."
+        )
+    if info.flag_bits & 0x1:
+        raise ValueError(
+            f"{path} is not a valid sk_template model file: member {name!r} is "
+            "encrypted."
+        )
+    if info.header_offset + info.compress_size > size or (
+        info.compress_type == zipfile.ZIP_STORED
+        and info.compress_size != info.file_size
+    ):
+        raise _Corrupt(f"member {name!r} claims more bytes than the file holds")
+
+
+def _read_header(zf, info, name, path):
+    """``(shape, fortran_order, dtype, data_offset)`` of a ``.npy`` member."""
+    with zf.open(info) as raw:
+        fp = _Counting(raw)
+        if fp.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise ValueError(
+                f"{path} is a corrupt model file: member {name!r} is not an array."
+            )
+        major = fp.read(2)[:1]
+        try:
+            if major == b"\x01":
+                header = np.lib.format.read_array_header_1_0(
+                    fp, max_header_size=_MAX_HEADER
+                )
+            elif major == b"\x02":
+                header = np.lib.format.read_array_header_2_0(
+                    fp, max_header_size=_MAX_HEADER
+                )
+            else:
+                raise ValueError(f"unsupported .npy format version {major!r}")
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
+            raise
+        except Exception as exc:  # numpy parses the header as Python literals
+            raise ValueError(
+                f"{path} is not a valid sk_template model file: member {name!r} "
+                f"has a bad header ({_flat(exc)})."
+            ) from None
+    shape, fortran, dtype = header
+    if dtype.hasobject:
+        raise ValueError(
+            f"{path} is not a valid sk_template model file: member {name!r} holds "
+            "Python objects (dtype object), which only a pickle can read; refused."
+        )
+    return shape, fortran, dtype, fp.n
+
+
+def _plan(zf, members, path, size):
+    """Check every member's header against its declared size and the limits;
+    return ``{name: (info, shape, fortran, dtype, offset, nbytes)}``."""
+    plan = {}
+    deflated = declared = 0
+    for name, info in members.items():
+        if info is None:
+            raise ValueError(
+                f"{path} is a corrupt model file: member {name!r} is not an array."
+            )
+        _check_entry(info, name, path, size)
+        shape, fortran, dtype, offset = _read_header(zf, info, name, path)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if info.file_size != offset + nbytes:
+            raise _Corrupt(
+                f"member {name!r} declares {info.file_size} bytes, but its header "
+                f"(shape {shape}, dtype {dtype}) makes {offset + nbytes}"
+            )
+        if shape == () and dtype.kind == "U" and nbytes > _MAX_TEXT_BYTES:
+            raise ValueError(
+                f"{path} is not a valid sk_template model file: its text member "
+                f"{name!r} is {nbytes} bytes long."
+            )
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            deflated += info.compress_size
+            declared += info.file_size
+        plan[name] = (info, shape, fortran, dtype, offset, nbytes)
+    if declared > _DEFLATE_ALLOWANCE + _MAX_DEFLATE_RATIO * deflated:
+        raise ValueError(
+            f"{path} is not a valid sk_template model file: its compressed members "
+            f"would expand from {deflated} to {declared} bytes, more than a model "
+            "file ever does (a decompression bomb?). Refused without decompressing "
+            "it."
+        )
+    return plan
+
+
+def _read_member(zf, info, shape, fortran, dtype, offset, nbytes):
+    """The array of one planned member, reading no more than it declares."""
+    flat = np.empty(math.prod(shape), dtype=dtype)
+    view = memoryview(flat).cast("B") if nbytes else None
+    with zf.open(info) as fp:
+        fp.read(offset)  # the header, read and checked before
+        done = 0
+        while done < nbytes:
+            chunk = fp.read(min(_CHUNK, nbytes - done))
+            if not chunk:
+                raise _Corrupt(f"member {info.filename!r} ends early")
+            view[done : done + len(chunk)] = chunk
+            done += len(chunk)
+        if fp.read(1):  # the end, which also checks the CRC
+            raise _Corrupt(f"member {info.filename!r} is longer than declared")
+    if fortran:
+        return flat.reshape(shape[::-1]).T
+    return flat.reshape(shape)
+
+
+def _read_archive(f, path):
+    """The members of the model archive ``f`` as a dict of arrays.
+
+    Only the members a model file has are read: an unknown one (say, a header
+    claiming a huge shape) is never looked at.  Every member is checked
+    before any of it is decompressed (see :func:`_plan`).
+    """
+    size = os.fstat(f.fileno()).st_size
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            # Only the members a model file has are read: an unknown one (say,
-            # a header claiming a huge shape) is never loaded.
-            arrays = {name: npz[name] for name in npz.files if _known(name)}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, MemoryError) as exc:
+        with zipfile.ZipFile(f) as zf:
+            members = _entries(zf, path)
+            plan = _plan(zf, members, path, size)
+            arrays = {name: _read_member(zf, *spec) for name, spec in plan.items()}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, _Corrupt) as exc:
         raise ValueError(
             f"{path} is a corrupt or truncated model file ({exc}); save the model "
             "again."
         ) from exc
-    except ValueError as exc:
-        # np.load refuses object arrays (which need pickle) with a ValueError.
+    except (NotImplementedError, RuntimeError) as exc:  # zipfile's own refusals
         raise ValueError(
             f"{path} is not a valid sk_template model file: {exc}"
         ) from exc
-    for name, value in arrays.items():
-        if not isinstance(value, np.ndarray):  # a member not written by np.save
-            raise ValueError(
-                f"{path} is a corrupt model file: member {name!r} is not an array."
-            )
     marker = arrays.get("format")
     if marker is None or marker.shape != () or str(marker) != _MARKER:
         what = "no format marker" if marker is None else f"format {str(marker)!r}"
@@ -403,9 +651,74 @@ def _json(arrays, name, path):
         raise ValueError(
             f"{path} is a corrupt model file: {name!r} is not valid JSON ({exc})."
         ) from None
+    except RecursionError:
+        raise ValueError(
+            f"{path} is a corrupt model file: {name!r} is JSON nested too deeply "
+            "to read."
+        ) from None
     if not isinstance(value, dict):
         raise ValueError(f"{path} is a corrupt model file: {name!r} is not a mapping.")
+    for key, item in value.items():
+        if not _finite_json(item):
+            raise ValueError(
+                f"{path} is a corrupt model file: {name}[{key!r}] holds a "
+                "non-finite number (NaN or infinity)."
+            )
     return value
+
+
+def _finite_json(value):
+    """Whether the JSON value holds only finite numbers."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+def _check_fitted_numbers(model, params, path):
+    """Refuse statistics that load but cannot predict (NaN probabilities).
+
+    Every number prediction uses must be finite: the class priors, the means
+    of the classes seen and their squared norms (distances), the pooled
+    variance and, for the cosine model, the mean squared norm.
+    """
+
+    def refuse(field, what):
+        raise ValueError(
+            f"{path} is a corrupt model file: {field} {what}, so the model could "
+            "not predict (its probabilities would be NaN). Save the model again "
+            "from a model that was fitted on finite data."
+        )
+
+    prior = model.class_prior_
+    if not (np.isfinite(prior).all() and (prior >= 0).all() and prior.sum() > 0):
+        field = "stats_weights" if isinstance(params.get("priors"), str) else None
+        refuse(
+            field or "params['priors']", "gives class priors that are not probabilities"
+        )
+    seen = model.class_count_ > 0
+    field = "medians" if model._medians is not None else "stats_sums"
+    with np.errstate(all="ignore"):
+        centres = model.centroids_[seen]
+        norms = np.einsum("ij,ij->i", centres, centres)
+        spread = np.concatenate(
+            [model.within_class_std_dev_, [model.within_class_std_**2]]
+        )
+        mean_sq_norm = model._stats.mean_sq_norm()
+    if not (np.isfinite(centres).all() and np.isfinite(norms).all()):
+        refuse(field, "gives class means too large for distances in float64")
+    if not np.isfinite(model.deviations_[seen]).all():
+        refuse(field, "gives non-finite offsets of the class means")
+    if not np.isfinite(spread).all():
+        refuse("stats_sq_sums", "gives a non-finite within-class variance")
+    if model.metric == "cosine" and not math.isfinite(mean_sq_norm):
+        refuse("stats_sq_sums", "gives a non-finite mean squared norm")
 
 
 def _flat(exc):
@@ -453,10 +766,11 @@ def _read_stats(arrays, path, n_classes, n_features):
 def load_model(path, *, return_metadata=False):
     """Load a model written by :func:`save_model`, without running any code.
 
-    The file is read with ``np.load(path, allow_pickle=False)``: only numbers
-    and text come out of it.  A model fitted with a device this machine does
-    not have (``device="cuda"`` on a machine without a GPU) loads with
-    ``device="cpu"`` and a warning.
+    The file is read as numpy's ``.npz`` format with pickles refused (as
+    ``np.load(path, allow_pickle=False)`` would): only numbers and text come
+    out of it.  A model fitted with a device this machine does not have
+    (``device="cuda"`` on a machine without a GPU) loads with ``device="cpu"``
+    and a warning.
 
     Parameters
     ----------
@@ -483,14 +797,34 @@ def load_model(path, *, return_metadata=False):
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    IsADirectoryError
+        If ``path`` is a folder.
     ValueError
-        If ``path`` is not a model file (a pickle, another archive, anything
-        else), is truncated or corrupt, or was written by a newer sk_template
-        with a newer format version.  The message names the file.
+        If ``path`` is not a regular file (a FIFO, a device), is not a model
+        file (a pickle of any protocol, another archive, anything else), is
+        truncated or corrupt, holds numbers a model cannot predict with, or
+        was written by a newer sk_template with a newer format version.  The
+        message names the file and, for a bad number, the member.
 
     See Also
     --------
     save_model : Write a model file.
+
+    Notes
+    -----
+    Files from anyone can be loaded: before any member is decompressed, its
+    compression method must be one numpy writes (stored or deflate; bzip2,
+    lzma and the rest are refused), its declared size must be what its
+    ``.npy`` header's shape and dtype make, and deflated members may not
+    expand to more than 20 times their compressed size plus 16 MiB in all.
+    Reading a member stops at its declared size and checks its CRC.  Loading
+    therefore takes memory in proportion to the file's size and its honest
+    contents, and a crafted archive is refused in milliseconds.  Statistics
+    that load but could not predict (infinite or NaN sums, sums so large the
+    squared distances overflow float64, NaN or zero priors) are refused,
+    naming the member; so are deeply nested or non-finite parameters, and
+    anything that is not a regular file (checked after following symbolic
+    links, before opening, so a FIFO cannot block).
 
     Examples
     --------
@@ -511,12 +845,9 @@ def load_model(path, *, return_metadata=False):
     >>> folder.cleanup()
     """
     path = _check_path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No such model file: {str(path)!r}.")
-    if path.is_dir():
-        raise IsADirectoryError(f"{str(path)!r} is a folder, not a model file.")
-    _sniff(path)
-    arrays = _read_archive(path)
+    with _open_model_file(path) as f:
+        _sniff(f, path)
+        arrays = _read_archive(f, path)
 
     version = _scalar(arrays, "format_version", path, "iu")
     if version > FORMAT_VERSION:
@@ -542,13 +873,15 @@ def load_model(path, *, return_metadata=False):
             "unique, so labels would be mixed up."
         )
     stats = _read_stats(arrays, path, classes.shape[0], n_features)
-    if (
-        not all(np.isfinite(a).all() for a in vars(stats).values())
-        or (stats.weights < 0).any()
-    ):
+    for name, value in vars(stats).items():
+        if not np.isfinite(value).all():
+            raise ValueError(
+                f"{path} is a corrupt model file: {_STATS}{name} holds non-finite "
+                "values (inf or NaN)."
+            )
+    if (stats.weights < 0).any():
         raise ValueError(
-            f"{path} is a corrupt model file: its statistics hold non-finite "
-            "values or negative weights."
+            f"{path} is a corrupt model file: {_STATS}weights holds negative weights."
         )
     try:
         image_shape = _image_shape(metadata.get("image_shape"), int(n_features))
@@ -564,6 +897,13 @@ def load_model(path, *, return_metadata=False):
             classes.shape[0],
             n_features,
         )
+        for name, value in zip(("medians", "median_scatter"), medians, strict=True):
+            seen = value[stats.weights > 0] if value.ndim == 2 else value
+            if not np.isfinite(seen).all():
+                raise ValueError(
+                    f"{path} is a corrupt model file: {name} holds non-finite "
+                    "values (inf or NaN)."
+                )
 
     device = params.get("device", "cpu")
     if not device_available(device):
@@ -591,9 +931,12 @@ def load_model(path, *, return_metadata=False):
             )
         model.feature_names_in_ = names.astype(object)
     try:
-        model._set_state(classes, stats, medians)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            model._set_state(classes, stats, medians)
     except ValueError as exc:
         raise ValueError(f"{path} is a corrupt model file: {_flat(exc)}") from None
+    _check_fitted_numbers(model, params, path)
     if not return_metadata:
         return model
     info = {

@@ -40,3 +40,31 @@ def mnist():
         return images.reshape(len(images), -1), labels
 
     return load("train"), load("t10k")
+
+
+@pytest.fixture
+def mnist_mirror(tmp_path, monkeypatch):
+    """A folder of four small MNIST-like IDX files (3s, 7s and a 1), with
+    ``fetch_mnist``'s checksum table set to theirs for the test."""
+    import gzip
+    import hashlib
+
+    import numpy as np
+
+    from sk_template.datasets import _mnist, write_idx
+
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    arrays = {
+        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (6, 4, 4), np.uint8),
+        "train-labels-idx1-ubyte.gz": np.array([3, 7, 3, 7, 1, 3], np.uint8),
+        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (2, 4, 4), np.uint8),
+        "t10k-labels-idx1-ubyte.gz": np.array([7, 3], np.uint8),
+    }
+    table = {}
+    for name, array in arrays.items():
+        data = gzip.decompress(write_idx(folder / name, array).read_bytes())
+        table[name] = hashlib.md5(data).hexdigest()
+    monkeypatch.setattr(_mnist, "MNIST_MD5", table)
+    return folder

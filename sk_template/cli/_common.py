@@ -26,6 +26,8 @@ class Console:
 
     def __init__(self, quiet=False):
         self.quiet = quiet
+        # Progress bars: on a terminal only (None), or never with --quiet.
+        self.progress = False if quiet else None
 
     def out(self, text=""):
         print(text, file=sys.stdout, flush=True)
@@ -127,7 +129,7 @@ def load_folder(args, console, root, *, pixels, split=None):
                 on_error=args.on_error,
                 n_jobs=args.n_jobs,
                 cache=not getattr(args, "no_cache", False),
-                verbose=not console.quiet,
+                verbose=console.progress,
             )
         except ImageDecodeError as exc:
             raise unreadable(exc) from exc
@@ -251,6 +253,16 @@ def positive_int(text):
     return value
 
 
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
 def fraction(text):
     try:
         value = float(text)
@@ -283,16 +295,6 @@ def n_jobs_type(text):
         raise argparse.ArgumentTypeError(
             f"expected a number of processes, or -1 for all cores; got {text!r}"
         )
-    return value
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
     return value
 
 

@@ -101,7 +101,7 @@ def run(args, console):
         console.status(f"Loading them back from {root} ...")
         # A fresh folder each run: a cache of it would only fill data_home.
         bunch = load_image_folder(
-            root, **pixels, cache=False, n_jobs=args.n_jobs, verbose=not console.quiet
+            root, **pixels, cache=False, n_jobs=args.n_jobs, verbose=console.progress
         )
         data, layout = root, None
         source = f"scikit-learn's handwritten digits, written as PNG files to {root}"

@@ -2,6 +2,8 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+from ._common import positive_float
+
 NAME = "fetch-mnist"
 HELP = "download MNIST and write it as an image folder"
 
@@ -24,6 +26,14 @@ def add_arguments(p):
         metavar="URL",
         help="a mirror holding the four .gz files (file:// works)",
     )
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="time allowed for each file's whole download from one mirror "
+        "(default: %(default)g)",
+    )
 
 
 def run(args, console):
@@ -35,6 +45,6 @@ def run(args, console):
         f"Fetching MNIST into {home} (downloaded once, then written as PNG files; "
         "this takes a minute) ..."
     )
-    path = fetch_mnist(home, layout=args.layout, **kwargs)
+    path = fetch_mnist(home, layout=args.layout, timeout=args.timeout, **kwargs)
     console.out(str(path))
     return 0

@@ -20,6 +20,7 @@ from . import (
     _predict,
 )
 from ._common import PROG, Console, one_line
+from ._signals import interrupted, report
 
 # The subcommands, in the order ``--help`` lists them: each module has NAME,
 # HELP, optionally DESCRIPTION, add_arguments(parser) and run(args, console).
@@ -95,7 +96,8 @@ def main(argv=None):
     -------
     code : int
         0 on success, 1 after an error about a path, a model file or an image
-        (reported on one line of stderr), 2 for a usage error.
+        (reported on one line of stderr), 2 for a usage error, 130 when
+        interrupted.
     """
     parser = build_parser()
     try:
@@ -109,17 +111,23 @@ def main(argv=None):
     try:
         with _warnings_as_messages(console):
             return args.func(args, console) or 0
-    except BrokenPipeError:
+    except KeyboardInterrupt:
+        return report()
+    except BrokenPipeError as exc:
+        if interrupted():
+            return report()
+        if exc.filename is not None:  # an output file's reader, not stdout's
+            print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr, flush=True)
+            return 1
         # The reader of stdout went away (``sk-template predict ... | head``):
         # stop quietly, and keep Python from failing again at exit.
         with contextlib.suppress(OSError, ValueError, AttributeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except (OSError, ValueError, ImageDecodeError) as exc:
+        if interrupted():  # Ctrl-C, turned into another error on its way
+            return report()
         if debug:
             traceback.print_exc()
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr, flush=True)
         return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
-        return 130

@@ -7,28 +7,28 @@ import math
 
 import numpy as np
 
-from ._common import shape_text
+# The pixels, captions and tile order are shared with ClassMeansDisplay.
+from .._mean_images import (
+    check_image_shape,
+    grid_columns,
+    infer_image_shape,
+    mean_labels,
+    mean_pixels,
+)
+
+__all__ = ["format_pixels", "infer_image_shape", "means_image_size", "render_means"]
 
 # Layout of the picture of the class means, in pixels.
 _PAD = 8
 _LABEL_HEIGHT = 20
 _TILE_TARGET = 112  # default upscaling makes a tile about this wide
-_MAX_COLUMNS = 6
-
-
-def infer_image_shape(n_features):
-    """``(s, s)`` when ``n_features`` is a square number ``s * s``, else None."""
-    side = math.isqrt(n_features)
-    return (side, side) if side * side == n_features else None
 
 
 def _means_layout(n_classes, image_shape, scale, columns):
     h, w = image_shape[:2]
     if scale is None:
         scale = max(1, math.ceil(_TILE_TARGET / max(h, w)))
-    if columns is None:
-        columns = math.ceil(n_classes / math.ceil(n_classes / _MAX_COLUMNS))
-    columns = max(1, min(columns, n_classes))
+    columns = grid_columns(n_classes, columns)
     rows = math.ceil(n_classes / columns)
     tile_w, tile_h = w * scale, h * scale
     size = (
@@ -73,23 +73,6 @@ def _fit_text(draw, text, font, width):
     return text + "..."
 
 
-def _tile_pixels(centroid, image_shape, cmap):
-    """One class mean as uint8 pixels ready for Pillow, or None if undefined."""
-    if not np.isfinite(centroid).all():
-        return None
-    pixels = centroid.reshape(image_shape)
-    if pixels.max() <= 1.0 and pixels.min() >= 0.0:
-        pixels = pixels * 255.0  # fitted on pixels scaled to [0, 1]
-    pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-    if pixels.ndim == 3 and pixels.shape[2] == 1:
-        pixels = pixels[..., 0]
-    if pixels.ndim == 3 and pixels.shape[2] not in (3, 4):
-        pixels = pixels[..., 0]  # grey + alpha: show the grey
-    if pixels.ndim == 2 and cmap == "greys":
-        pixels = 255 - pixels  # the book's "Greys": 0 is white, 255 is black
-    return pixels
-
-
 def render_means(
     model, image_shape=None, *, scale=None, columns=None, cmap="greys", labels=None
 ):
@@ -129,21 +112,9 @@ def render_means(
 
     centroids = np.asarray(model.centroids_, dtype=np.float64)
     n_classes, n_features = centroids.shape
-    if image_shape is None:
-        image_shape = infer_image_shape(n_features)
-        if image_shape is None:
-            raise ValueError(
-                f"cannot tell the image shape: the model has {n_features} features, "
-                "not a square number. Pass the shape (--shape HxW)."
-            )
-    image_shape = tuple(int(s) for s in image_shape)
-    if math.prod(image_shape) != n_features:
-        raise ValueError(
-            f"image shape {shape_text(image_shape)} holds {math.prod(image_shape)} "
-            f"pixel values, but the model has {n_features} features."
-        )
+    image_shape = check_image_shape(image_shape, n_features, hint="--shape HxW")
     if labels is None:
-        labels = [f"ideal {c}" for c in model.classes_]
+        labels = mean_labels(model.classes_)
     scale, columns, size = _means_layout(n_classes, image_shape, scale, columns)
     tile_h, tile_w = image_shape[0] * scale, image_shape[1] * scale
     canvas = Image.new("RGB", size, "white")
@@ -153,14 +124,9 @@ def render_means(
         row, col = divmod(k, columns)
         x = _PAD + col * (tile_w + _PAD)
         y = _PAD + row * (tile_h + _LABEL_HEIGHT + _PAD)
-        pixels = _tile_pixels(centroids[k], image_shape, cmap)
-        if pixels is None:
-            draw.rectangle([x, y, x + tile_w - 1, y + tile_h - 1], fill=(200,) * 3)
-        else:
-            tile = Image.fromarray(pixels).convert("RGB")
-            canvas.paste(
-                tile.resize((tile_w, tile_h), Image.Resampling.NEAREST), (x, y)
-            )
+        tile = Image.fromarray(mean_pixels(centroids[k], image_shape, cmap))
+        tile = tile.convert("RGB").resize((tile_w, tile_h), Image.Resampling.NEAREST)
+        canvas.paste(tile, (x, y))
         draw.rectangle(
             [x - 1, y - 1, x + tile_w, y + tile_h], outline=(190, 190, 190), width=1
         )

@@ -16,9 +16,18 @@ from ._common import (
     recorded_pixels,
     unreadable,
 )
+from ._output import FORMATS, ResultWriter
 
 NAME = "predict"
 HELP = "label images: one line per image, path<TAB>label<TAB>probability"
+DESCRIPTION = (
+    "Label images: one line per image, path<TAB>label<TAB>probability. In the "
+    "path and the label a backslash, tab, newline and carriage return are "
+    "written \\\\, \\t, \\n and \\r, and any other control character "
+    "and any byte that is not UTF-8 as \\xNN (one per byte), so that every "
+    "image is one line. --format jsonl writes one JSON object per line, "
+    "--format csv a CSV file with a header row."
+)
 
 
 def add_arguments(p):
@@ -28,6 +37,13 @@ def add_arguments(p):
         metavar="IMAGE_OR_FOLDER",
         nargs="+",
         help="image files, or folders searched recursively for images",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="tsv",
+        help="tsv: path<TAB>label<TAB>probability with names escaped; jsonl: a "
+        "JSON object per line; csv: CSV with a header row (default: %(default)s)",
     )
     add_loading_options(p, recorded=True)
     add_device_option(p)
@@ -109,8 +125,9 @@ def run(args, console):
     pixels = recorded_pixels(args, meta)
     files = _image_files(args.inputs)
     batch = max(1, min(_BATCH_FILES, _BATCH_BYTES // model.n_features_in_))
-    progress = Progress(len(files), "Predicting", verbose=not console.quiet)
+    progress = Progress(len(files), "Predicting", verbose=console.progress)
     n_done = 0
+    writer = ResultWriter(args.format, console)
     for start in range(0, len(files), batch):
         rows, names = _decoded(
             args, model, image_shape, pixels, files[start : start + batch]
@@ -121,7 +138,7 @@ def run(args, console):
         proba = model.predict_proba(rows)
         best = np.argmax(proba, axis=1)
         for name, k, p in zip(names, best, proba, strict=True):
-            console.out(f"{name}\t{model.classes_[k]}\t{p[k]:.4f}")
+            writer.write(name, model.classes_[k], p[k])
         n_done += len(names)
     progress.close()
     if not n_done:

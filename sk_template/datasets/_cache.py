@@ -26,14 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import building_dir
+from ._atomic import building_dir, is_temp_name, remove_abandoned
 from ._decode import decoder_id
 from ._errors import CacheWarning
 from ._home import get_data_home
 
 FORMAT_VERSION = 1
 CACHE_DIRNAME = "image_folder_cache"
-# Temporary folders of writers that died are removed after this many seconds.
+# Hidden folders that are not temporaries of this version (see _atomic) are
+# removed after this many seconds.
 STALE_TMP_SECONDS = 3600
 
 
@@ -69,6 +70,7 @@ def read(path, fingerprint, *, mmap=False):
     memory map when ``mmap`` is true.
     """
     path = Path(path)
+    remove_abandoned(path.parent)  # temporaries of writers that died
     meta_path = path / "meta.json"
     if not meta_path.exists():
         return None
@@ -138,8 +140,11 @@ def prune(cache_root):
     """Delete entries whose image folder is gone, and abandoned temporary folders.
 
     Keeps the cache from filling up with entries of deleted (e.g. temporary)
-    folders. Never raises: pruning is housekeeping.
+    folders, and with the temporary folders of writers that died (removed as
+    soon as their writer is gone, see :func:`._atomic.remove_abandoned`).
+    Never raises: pruning is housekeeping.
     """
+    remove_abandoned(cache_root)
     now = time.time()
     try:
         entries = list(os.scandir(cache_root))
@@ -148,7 +153,10 @@ def prune(cache_root):
     for entry in entries:
         try:
             if entry.name.startswith("."):
-                if now - entry.stat().st_mtime > STALE_TMP_SECONDS:
+                if (
+                    not is_temp_name(entry.name)
+                    and now - entry.stat().st_mtime > STALE_TMP_SECONDS
+                ):
                     shutil.rmtree(entry.path, ignore_errors=True)
                 continue
             meta = json.loads(Path(entry.path, "meta.json").read_text("utf-8"))

@@ -201,7 +201,7 @@ def load_image_folder(
     data_home=None,
     mmap=False,
     n_jobs=None,
-    verbose=True,
+    verbose=None,
 ):
     """Load a folder of images, one sub-folder per class, as ``X`` and ``y``.
 
@@ -283,8 +283,11 @@ def load_image_folder(
         a :func:`joblib.parallel_config` context; ``-1`` means all processors.
         Small folders are always decoded in one process. The result does not
         depend on it.
-    verbose : bool, default=True
-        Show a progress bar on stderr when decoding takes more than a second.
+    verbose : bool or None, default=None
+        Show a progress bar (tqdm's; a widget in a notebook) once decoding has
+        taken a second. ``None`` shows it on a terminal or in a notebook but
+        not in a log file or a pipe, ``True`` shows it everywhere, ``False``
+        never.
 
     Returns
     -------

@@ -2,15 +2,20 @@
 
 import gzip
 import hashlib
+import http.client
+import math
 import os
-import shutil
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
 
-from ._atomic import building_dir, temp_sibling
+from ._atomic import building_dir, open_temp, remove_abandoned
 from ._home import get_data_home
 from ._idx import read_idx
 from ._write import write_image_folder
@@ -43,43 +48,158 @@ def _md5_unzipped(path):
     return digest.hexdigest()
 
 
+class _Deadline:
+    """A deadline for one whole download: connection, headers and body.
+
+    urllib's ``timeout`` bounds each socket operation, so a server that sends
+    a few bytes at a time never times out.  When the deadline passes, every
+    connection opened through :meth:`connection` is shut down, which ends any
+    read blocked on it, and :meth:`check` raises :class:`TimeoutError`.
+    """
+
+    def __init__(self, url, timeout):
+        self.url = url
+        self.timeout = timeout
+        self.end = None if timeout is None else time.monotonic() + timeout
+        self.expired = False
+        self._socks = []
+        self._lock = threading.Lock()
+        self._timer = None
+        if timeout is not None:
+            self._timer = threading.Timer(timeout, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _expire(self):
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def watch(self, sock):
+        """Shut ``sock``'s connection down at the deadline (through a
+        duplicate, so that a socket closed and reused meanwhile is safe)."""
+        if self._timer is None or sock is None:
+            return
+        dup = socket.socket(fileno=os.dup(sock.fileno()))
+        with self._lock:
+            self._socks.append(dup)
+            if self.expired:
+                self._expire()
+
+    def connection(self, http_class):
+        """``http_class`` whose connections are watched once connected."""
+
+        def make(*args, **kwargs):
+            conn = http_class(*args, **kwargs)
+            connect = conn.connect
+
+            def watched_connect():
+                connect()
+                self.watch(conn.sock)
+
+            conn.connect = watched_connect
+            return conn
+
+        return make
+
+    def check(self):
+        if self.expired or (self.end is not None and time.monotonic() > self.end):
+            self.expired = True
+            raise TimeoutError(
+                f"Downloading {self.url} took longer than timeout={self.timeout} "
+                "s, the time allowed for each whole file; pass a larger timeout "
+                "(--timeout on the command line) on a slow network."
+            )
+
+    def close(self):
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._lock:
+            for sock in self._socks:
+                sock.close()
+            self._socks.clear()
+
+
+class _Watched:
+    """A urllib handler whose connections a :class:`_Deadline` watches."""
+
+    def __init__(self, deadline):
+        super().__init__()
+        self._deadline = deadline
+
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(self._deadline.connection(http_class), req, **kwargs)
+
+
+class _WatchedHTTPHandler(_Watched, urllib.request.HTTPHandler):
+    pass
+
+
+class _WatchedHTTPSHandler(_Watched, urllib.request.HTTPSHandler):
+    pass
+
+
+def _fetch(url, f, timeout):
+    """Copy ``url`` into the file ``f`` within ``timeout`` seconds in all."""
+    deadline = _Deadline(url, timeout)
+    opener = urllib.request.build_opener(
+        _WatchedHTTPHandler(deadline), _WatchedHTTPSHandler(deadline)
+    )
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            while chunk := response.read(1 << 16):
+                deadline.check()
+                f.write(chunk)
+        deadline.check()
+    except (OSError, http.client.HTTPException) as exc:
+        deadline.check()  # a connection shut at the deadline: say so
+        if isinstance(exc, http.client.HTTPException):
+            raise OSError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise
+    finally:
+        deadline.close()
+
+
 def _download(name, mirrors, raw_dir, timeout):
     """Fetch ``name`` into ``raw_dir``, checking its md5; return its path."""
     final = raw_dir / name
     expected = MNIST_MD5[name]
     failures = []
+    remove_abandoned(raw_dir, name)  # .part files of downloads that died
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
-        tmp = temp_sibling(final, "part")
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                with open(tmp, "wb") as f:
-                    shutil.copyfileobj(response, f, 1 << 20)
-            try:
-                got = _md5_unzipped(tmp)
-            except (OSError, EOFError) as exc:
-                got = f"(not a gzip file: {exc})"
-            if got != expected:
-                failures.append(
-                    ValueError(
-                        f"Checksum mismatch for {name} downloaded from {url}: the "
-                        f"unzipped file should have md5 {expected} but has {got}. "
-                        "The download is corrupt or not MNIST; it was deleted."
-                    )
-                )
-                continue
-            os.replace(tmp, final)
-            return final
-        except (urllib.error.URLError, OSError) as exc:
+            with open_temp(final, "part") as (tmp, f):
+                _fetch(url, f, timeout)
+                f.close()
+                try:
+                    got = _md5_unzipped(tmp)
+                except (OSError, EOFError) as exc:
+                    got = f"(not a gzip file: {exc})"
+                if got == expected:
+                    os.replace(tmp, final)
+                    return final
+                tmp.unlink()
+        except OSError as exc:
             failures.append(exc)
-        finally:
-            tmp.unlink(missing_ok=True)
+            continue
+        failures.append(
+            ValueError(
+                f"Checksum mismatch for {name} downloaded from {url}: the "
+                f"unzipped file should have md5 {expected} but has {got}. "
+                "The download is corrupt or not MNIST; it was deleted."
+            )
+        )
     mismatches = [f for f in failures if isinstance(f, ValueError)]
     if mismatches:
         raise mismatches[0]
     raise OSError(
         f"Could not download {name} from any of {list(mirrors)}: "
-        + "; ".join(str(f) for f in failures)
+        + "; ".join(str(f).rstrip(".") for f in failures)
         + ". Check the network, or pass base_url= a mirror you can reach (a "
         "file:// URL of a folder holding the four .gz files works too)."
     )
@@ -156,8 +276,10 @@ def fetch_mnist(
         If False, raise ``OSError`` instead of downloading missing files.
     n_jobs : int, default=None
         Number of joblib workers writing the PNG files.
-    timeout : float, default=60
-        Seconds to wait for each server.
+    timeout : float or None, default=60
+        Seconds allowed for each file's whole download from one mirror
+        (connecting, headers and body together); a mirror that takes longer
+        is given up on and the next one tried.  ``None`` waits for ever.
 
     Returns
     -------
@@ -198,8 +320,19 @@ def fetch_mnist(
             raise ValueError(
                 f"layout must be 'png', 'sample' or a list of them; got {lay!r}."
             )
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, Real)
+        or not (timeout > 0 and math.isfinite(timeout))
+    ):
+        raise ValueError(
+            f"timeout must be a positive number of seconds or None; got {timeout!r}."
+        )
     mirrors = [base_url] if isinstance(base_url, str) else list(base_url)
     home = Path(get_data_home(data_home))
+    # Temporary trees and downloads of runs that were killed.
+    remove_abandoned(home)
+    remove_abandoned(home / _RAW_DIR)
     paths = []
     for lay in layouts:
         target = home / _LAYOUTS[lay]

@@ -1,58 +1,58 @@
-"""A dependency-free progress bar on stderr that only shows up for slow loads."""
+"""Progress bars for slow jobs, drawn by tqdm (a widget in a notebook).
 
-import sys
-import time
+``verbose`` decides where a bar may appear:
 
-# Seconds a task must run before the bar appears; tests lower it.
+* ``None`` (the default of the loaders and the CLI): on a terminal or in a
+  notebook, never in a log file or a pipe;
+* ``True``: always, even into a log or a pipe;
+* ``False``: never.
+
+A bar appears only once a job has run for ``DELAY`` seconds, so quick loads
+stay quiet.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+# Seconds a job must run before its bar appears; tests lower it.
 DELAY = 1.0
-_REDRAW = 0.1
-_WIDTH = 30
 
 
 class Progress:
-    """Count ``total`` items, drawing a bar once ``DELAY`` seconds have passed.
+    """Count ``total`` items under the label ``desc``.
 
-    Nothing is written when ``verbose`` is false or the task ends before the
-    delay, so quick loads and test runs stay quiet.
+    A thin adapter over ``tqdm.auto.tqdm``: ``update`` takes a running total
+    (the number of items finished so far), and ``verbose`` maps to tqdm's
+    ``disable`` as the module docstring says. ``stream`` defaults to stderr.
     """
 
-    def __init__(self, total, desc, *, verbose=True, stream=None):
-        self.total = max(int(total), 1)
-        self.desc = desc
-        self.verbose = bool(verbose)
-        self.stream = stream
-        self.start = time.perf_counter()
-        self._last_draw = 0.0
-        self._shown = False
+    def __init__(self, total, desc, *, verbose=None, stream=None):
         self.done = 0
+        self._bar = None
+        if verbose is False:
+            return
+        # Imported here: the datasets package (and every joblib worker that
+        # decodes images) does not pay for it until a bar is wanted.
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(
+            total=max(int(total), 0),
+            desc=desc,
+            unit="image",
+            file=stream,
+            delay=DELAY,
+            # None: tqdm's "off unless the stream is a terminal"; a notebook's
+            # widget treats it as on.
+            disable=None if verbose is None else False,
+            dynamic_ncols=True,
+        )
 
     def update(self, done):
         """Record that ``done`` items (a running total) are finished."""
+        if self._bar is not None and done > self.done:
+            self._bar.update(done - self.done)
         self.done = done
-        if not self.verbose:
-            return
-        now = time.perf_counter()
-        if now - self.start < DELAY or now - self._last_draw < _REDRAW:
-            return
-        self._draw(now)
-
-    def _draw(self, now):
-        stream = self.stream if self.stream is not None else sys.stderr
-        frac = min(self.done / self.total, 1.0)
-        filled = int(round(frac * _WIDTH))
-        bar = "#" * filled + "-" * (_WIDTH - filled)
-        stream.write(
-            f"\r{self.desc}: [{bar}] {frac:4.0%} {self.done}/{self.total}"
-            f" [{now - self.start:.1f}s]"
-        )
-        stream.flush()
-        self._last_draw = now
-        self._shown = True
 
     def close(self):
-        """Draw the final state and end the line, if the bar was ever shown."""
-        if self._shown:
-            self._draw(time.perf_counter())
-            stream = self.stream if self.stream is not None else sys.stderr
-            stream.write("\n")
-            stream.flush()
+        """End the bar; it stays on screen only if it was ever shown."""
+        if self._bar is not None:
+            self._bar.close()

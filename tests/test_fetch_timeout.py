@@ -1,0 +1,106 @@
+"""fetch_mnist's ``timeout`` is a deadline for each whole file.
+
+urllib's own timeout bounds each socket read, so a server that trickles a few
+bytes at a time would never time out.  The servers here run on 127.0.0.1 in a
+thread; each trickles for a few seconds at most and then hangs up, so a
+download without the deadline ends (in another error) instead of hanging.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import contextlib
+import functools
+import threading
+import time
+from http.server import (
+    BaseHTTPRequestHandler,
+    SimpleHTTPRequestHandler,
+    ThreadingHTTPServer,
+)
+
+import pytest
+
+from sk_template.cli import main
+from sk_template.datasets import fetch_mnist
+
+TIMEOUT = 0.5
+TRICKLE_SECONDS = 8  # far longer than TIMEOUT, but not for ever
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Sends 64 bytes every 50 ms: of the body, or of the headers."""
+
+    def do_GET(self):
+        end = time.monotonic() + TRICKLE_SECONDS
+        with contextlib.suppress(OSError):
+            if self.server.slow_headers:
+                self.wfile.write(b"HTTP/1.0 200 OK\r\nX-Slow: ")
+                while time.monotonic() < end:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(10**7))
+            self.end_headers()
+            while time.monotonic() < end:
+                self.wfile.write(b"\0" * 64)
+                self.wfile.flush()
+                time.sleep(0.05)
+
+    def log_message(self, *args):
+        pass
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def _serve(handler, **attrs):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.block_on_close = False
+    server.handle_error = lambda *args: None
+    for name, value in attrs.items():
+        setattr(server, name, value)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("slow_headers", [False, True], ids=["body", "headers"])
+def test_trickling_server_times_out_per_file(tmp_path, slow_headers):
+    with _serve(_Trickle, slow_headers=slow_headers) as url:
+        with pytest.raises(OSError, match=f"took longer than timeout={TIMEOUT} s"):
+            fetch_mnist(tmp_path / "home", base_url=url, timeout=TIMEOUT)
+    assert [p.name for p in (tmp_path / "home" / "mnist_idx").iterdir()] == []
+
+
+def test_cli_timeout_option(tmp_path, capsys):
+    with _serve(_Trickle, slow_headers=False) as url:
+        argv = ["fetch-mnist", "--data-home", str(tmp_path), "--base-url", url]
+        assert main([*argv, "--timeout", str(TIMEOUT), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sk-template: error: Could not download")
+    assert f"took longer than timeout={TIMEOUT} s" in err and "--timeout" in err
+    assert main([*argv, "--timeout", "0"]) == 2
+    assert "expected a positive number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), "5", True])
+def test_bad_timeout(tmp_path, timeout):
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        fetch_mnist(tmp_path, timeout=timeout)
+
+
+def test_a_normal_http_server_still_works(tmp_path, mnist_mirror):
+    handler = functools.partial(_Quiet, directory=str(mnist_mirror))
+    with _serve(handler) as url:
+        path = fetch_mnist(tmp_path / "home", layout="sample", base_url=url, timeout=30)
+    assert sorted(p.name for p in (path / "train").iterdir()) == ["3", "7"]

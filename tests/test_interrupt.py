@@ -1,0 +1,153 @@
+"""Ctrl-C at any moment: ``sk-template: interrupted``, exit 130, nothing half-written.
+
+The command runs in a subprocess started as the console script starts it
+(``from sk_template.cli import main; sys.exit(main())``), and gets SIGINT
+after a sweep of delays: at once (while numpy and torch import), while it
+loads and fits, and while it writes.  Whenever the signal arrives, the
+outcome is one of two: the command finished (exit 0, the model complete) or
+it was interrupted (exit 130, the one line on stderr, no traceback, no model
+file and no temporary left).
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sk_template._persist import load_model
+from sk_template.datasets import write_image_folder
+
+REPO = Path(__file__).resolve().parents[1]
+# What the console script runs.
+SCRIPT = "import sys\nfrom sk_template.cli import main\nsys.exit(main())\n"
+DELAYS = [0.0, 0.01, 0.03, 0.1, 0.3, 0.7, 1.5, 3.0]
+needs_proc = pytest.mark.skipif(
+    not Path("/proc/self/maps").exists(), reason="needs /proc to see the imports"
+)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(60, 12, 12), dtype=np.uint8)
+    return write_image_folder(
+        images, np.arange(60) % 3, tmp_path_factory.mktemp("t") / "pics"
+    )
+
+
+def _env(home):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO), *filter(None, [env.get("PYTHONPATH")])]
+    )
+    env["SK_TEMPLATE_DATA"] = str(home)
+    return env
+
+
+def _hidden(folder):
+    return [p.name for p in Path(folder).rglob(".*")] if folder.exists() else []
+
+
+def _wait_for_numpy(child):
+    """Wait until ``child`` loads numpy's C extension: from then on the
+    command is sk_template's to handle (before it, the interpreter is still
+    starting, and sk_template's package is imported)."""
+    maps = Path(f"/proc/{child.pid}/maps")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            if "numpy" in maps.read_text():
+                return
+        except OSError:
+            return
+        time.sleep(0.002)
+
+
+def _interrupt(argv, delay, env, cwd=None):
+    child = subprocess.Popen(
+        [sys.executable, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+    _wait_for_numpy(child)
+    time.sleep(delay)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=300)
+    return child.returncode, out, err
+
+
+@needs_proc
+def test_ctrl_c_at_any_moment(tmp_path, tree):
+    home = tmp_path / "home"
+    outcomes = []
+    for i, delay in enumerate(DELAYS):
+        model = tmp_path / "out" / f"model{i}.npz"
+        model.parent.mkdir(exist_ok=True)
+        argv = ["-c", SCRIPT, "fit", str(tree), "-o", str(model), "-q"]
+        code, out, err = _interrupt(argv, delay, _env(home))
+        outcomes.append(code)
+        if code == 0:  # it finished before the signal came
+            assert err == "" and load_model(model).n_features_in_ == 144
+        else:
+            assert (code, err, out) == (130, "sk-template: interrupted\n", ""), delay
+            # No model, or (interrupted just after writing it) a whole one.
+            assert not model.exists() or load_model(model).n_features_in_ == 144
+        assert _hidden(model.parent) == [] and _hidden(home) == [], delay
+    assert outcomes[0] == 130  # at once: in the middle of importing numpy
+
+
+@needs_proc
+def test_ctrl_c_while_importing_via_python_m(tmp_path):
+    argv = ["-m", "sk_template", "demo", "-q"]
+    code, out, err = _interrupt(argv, 0.0, _env(tmp_path), cwd=tmp_path)
+    assert (code, err) == (130, "sk-template: interrupted\n"), out
+
+
+def test_importing_the_command_imports_nothing_heavy():
+    code = (
+        "import sys, sk_template.cli as cli\n"
+        "heavy = [m for m in ('numpy', 'torch', 'sklearn', 'PIL')"
+        " if m in sys.modules]\n"
+        "assert callable(cli.format_pixels) and callable(cli.build_parser)\n"
+        "print(heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(Path(os.devnull)),
+        timeout=300,
+    )
+    assert result.stdout.startswith("[]"), result.stderr
+
+
+@pytest.mark.parametrize("turned_into", [ImportError, ValueError, OSError])
+def test_an_interrupt_turned_into_another_error_is_an_interrupt(
+    monkeypatch, capsys, turned_into
+):
+    # numpy's import turns a KeyboardInterrupt into an ImportError; any
+    # library may do the same.  The command still reports the interrupt.
+    from sk_template.cli import _fetch_mnist, main
+
+    def run(args, console):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(60)  # the handler raises in here
+        except KeyboardInterrupt:
+            raise turned_into("PyCapsule_Import could not import module") from None
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(_fetch_mnist, "run", run)
+    assert main(["fetch-mnist"]) == 130
+    assert capsys.readouterr().err == "sk-template: interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is before  # put back after the call
