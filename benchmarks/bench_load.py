@@ -69,12 +69,12 @@ free core; see the README)::
     decoders: Pillow 13.0.0 (libjpeg-turbo, libjpeg API 6.2), simplejpeg 1.9.0
     method                                            seconds  vs plain loop
     ------------------------------------------------  -------  -------------
-    plain Pillow loop                                  19.861           1.0x
-    Pillow loop with Image.draft                        9.129           2.2x
-    ours, cold, cache off, n_jobs=1                     8.123           2.4x
-    ours, cold, cache off, n_jobs=2                     8.299           2.4x
-    ours, cold, n_jobs=1, Pillow's JPEG decoder only    8.848           2.2x
-    ours, from cache                                    0.068         291.6x
+    plain Pillow loop                                   8.712           1.0x
+    Pillow loop with Image.draft                        3.858           2.3x
+    ours, cold, cache off, n_jobs=1                     3.330           2.6x
+    ours, cold, cache off, n_jobs=2                     3.636           2.4x
+    ours, cold, n_jobs=1, Pillow's JPEG decoder only    3.797           2.3x
+    ours, from cache                                    0.038         229.8x
     target, n_jobs=1: 2x the plain loop, no slower than the draft loop: met
     target, n_jobs=2: 3.5x the plain loop: NOT met
 """
