@@ -119,6 +119,8 @@ def test_importing_the_command_imports_nothing_heavy():
         "heavy = [m for m in ('numpy', 'torch', 'sklearn', 'PIL')"
         " if m in sys.modules]\n"
         "assert callable(cli.format_pixels) and callable(cli.build_parser)\n"
+        "cli.build_parser()\n"
+        "heavy += [m for m in ('torch', 'sklearn') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     result = subprocess.run(
@@ -129,6 +131,13 @@ def test_importing_the_command_imports_nothing_heavy():
         timeout=300,
     )
     assert result.stdout.startswith("[]"), result.stderr
+
+
+def test_the_parser_offers_every_metric_of_the_core():
+    from sk_template._core import METRICS
+    from sk_template.cli._common import METRICS as OFFERED
+
+    assert OFFERED == METRICS
 
 
 @pytest.mark.parametrize("turned_into", [ImportError, ValueError, OSError])

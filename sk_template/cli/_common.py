@@ -326,10 +326,13 @@ def image_shape_type(text):
     return shape
 
 
+# sk_template._core.METRICS written out, so that building the parser does not
+# import torch (seconds) for commands that never fit; a test keeps them equal.
+METRICS = ("euclidean", "manhattan", "cosine")
+
+
 def add_model_options(p):
     """The estimator's options, and ``--device``, of the commands that fit."""
-    from .._core import METRICS
-
     p.add_argument(
         "--metric",
         choices=METRICS,
