@@ -1,0 +1,262 @@
+"""How fit and predict scale with classes and features, against references.
+
+Five cases of random uint8 data (fixed seed): MNIST shape, CIFAR shape, 100
+classes, 1,000 classes, and 64 x 64 x 3 images in 200 classes.  Each row times
+ours interleaved with its references (medians of ``--repeat`` runs, so that a
+slow spell of a shared machine hits them all alike):
+
+- scikit-learn's ``NearestCentroid`` (``fit`` or ``predict``), given float32
+  input; a ratio above 1 means ours is faster;
+- ``torch.cdist`` + ``argmin`` on float32 input (``predict`` rows);
+- a floor no implementation can beat: a copy of the uint8 training array for
+  ``fit``, a bare float32 ``torch.mm`` of the test rows by the centroids for
+  euclidean ``predict`` (the distances' GEMM alone, on data already converted);
+  ``ours/floor`` is how many times the floor ours takes.
+
+The conversions to float32 are not timed: the references get their input
+ready-made, ours starts from uint8.  NearestCentroid(metric="manhattan") fits
+medians: it is there as a speed reference.  With ``--memory``, each predict
+row also gets the peak memory ``predict`` adds above its input (in a fresh
+process).
+
+Targets on a 2-core CPU: every ``predict`` at least 2x scikit-learn and 1.5x
+``cdist``; euclidean ``predict`` within 2x the GEMM floor; every ``fit`` at
+least 5x scikit-learn and, on MNIST shape, within 4x the copy floor.
+
+Sample output (2-core AMD EPYC, torch 2.13 CPU, scikit-learn 1.9.1)::
+
+    TABLE
+
+Usage::
+
+    python benchmarks/bench_scaling.py [--repeat 5] [--quick] [--case NAME ...]
+                                       [--device cpu] [--memory]
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import argparse
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import sklearn
+import torch
+from bench_estimator import cpu_name, median_times
+from sklearn.neighbors import NearestCentroid
+
+from sk_template import NearestMeanImageClassifier
+
+# name: (train rows, features, classes, test rows, steps)
+CASES = {
+    "mnist": (60_000, 784, 10, 10_000, ("fit", "euclidean")),
+    "cifar": (50_000, 3_072, 10, 10_000, ("euclidean",)),
+    "cifar100": (20_000, 3_072, 100, 10_000, ("fit",)),
+    "classes1000": (20_000, 784, 1_000, 5_000, ("fit", "euclidean")),
+    "wide200": (20_000, 12_288, 200, 5_000, ("fit", "manhattan")),
+}
+
+
+def make_data(n_train, n_features, n_classes, n_test, seed=0):
+    """Random uint8 rows; every class has n_train // n_classes rows or one more."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, size=(n_train + n_test, n_features), dtype=np.uint8)
+    y = rng.permutation(np.arange(n_train) % n_classes)
+    return X[:n_train], y, X[n_train:]
+
+
+def describe(name):
+    n_train, n_features, n_classes, n_test, _ = CASES[name]
+    return f"{name}: {n_train:,} x {n_features:,}, {n_classes:,} classes; {n_test:,}"
+
+
+def synchronizer(device):
+    if torch.device(device).type == "cuda":
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def timed(fns, repeat, sync):
+    """median_times of ``fns``, each run waited for on the device."""
+
+    def waited(fn):
+        def run():
+            fn()
+            sync()
+
+        return run
+
+    return median_times([waited(fn) for fn in fns], repeat)
+
+
+def bench_fit(args, X, y):
+    ours = NearestMeanImageClassifier(device=args.device)
+    ref = NearestCentroid()
+    X32 = X.astype(np.float32)
+    t_ours, t_ref, t_floor = timed(
+        [lambda: ours.fit(X, y), lambda: ref.fit(X32, y), X.copy],
+        args.repeat,
+        synchronizer(args.device),
+    )
+    return {"ours": t_ours, "sklearn": t_ref, "floor": t_floor}
+
+
+def cdist_argmin(Xt, C, metric):
+    return torch.cdist(Xt, C, p=2.0 if metric == "euclidean" else 1.0).argmin(1)
+
+
+def bench_predict(args, metric, X, y, X_test):
+    ours = NearestMeanImageClassifier(metric=metric, device=args.device).fit(X, y)
+    ref = NearestCentroid(metric=metric).fit(X.astype(np.float32), y)
+    X32 = X_test.astype(np.float32)
+    Xt = torch.from_numpy(X32).to(args.device)
+    C = torch.tensor(ours.centroids_, dtype=torch.float32, device=args.device)
+    fns = [
+        lambda: ours.predict(X_test),
+        lambda: ref.predict(X32),
+        lambda: cdist_argmin(Xt, C, metric),
+    ]
+    if metric == "euclidean":
+        fns.append(lambda: torch.mm(Xt, C.T))
+    times = timed(fns, args.repeat, synchronizer(args.device))
+    row = dict(zip(("ours", "sklearn", "cdist", "floor"), times, strict=False))
+    if args.memory:
+        row["memory"] = peak_memory_mb(args, X, y, X_test, metric)
+    return row
+
+
+MEMORY_SCRIPT = """
+import sys, threading, time
+import numpy as np
+from sk_template import NearestMeanImageClassifier
+
+def rss_anon_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+
+data = np.load(sys.argv[1])
+X, y, X_test = data["X"], data["y"], data["X_test"]
+clf = NearestMeanImageClassifier(metric=sys.argv[2], device=sys.argv[3]).fit(X, y)
+del X, y
+clf.predict(X_test[:100])  # warm every code path first
+base, peak, done = rss_anon_mb(), [0.0], threading.Event()
+
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], rss_anon_mb())
+        time.sleep(0.002)
+
+thread = threading.Thread(target=sample)
+thread.start()
+for _ in range(3):
+    clf.predict(X_test)
+done.set()
+thread.join()
+print(max(peak[0], rss_anon_mb()) - base)
+"""
+
+
+def peak_memory_mb(args, X, y, X_test, metric):
+    """Peak growth of a fresh process's anonymous memory while it predicts
+    ``X_test`` (the input and the fitted model already in memory)."""
+    path = os.path.join(args.tmp, "bench_scaling_data.npz")
+    np.savez(path, X=X, y=y, X_test=X_test)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_SCRIPT, path, metric, args.device],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        os.remove(path)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def ratio(numerator, denominator):
+    return f"{numerator / denominator:.1f}x"
+
+
+def print_table(rows, memory):
+    head = (
+        f"{'case':<12} {'step':<18} {'ours (s)':>9} {'sklearn':>8} {'ours vs':>8} "
+        f"{'cdist':>8} {'ours vs':>8} {'floor':>8} {'ours/':>7}"
+    )
+    sub = f"{'':<12} {'':<18} {'':>9} {'(s)':>8} {'sklearn':>8} {'(s)':>8} {'cdist':>8}"
+    sub += f" {'(s)':>8} {'floor':>7}"
+    if memory:
+        head += f" {'peak MB':>8}"
+    print(head)
+    print(sub)
+    for name, step, t in rows:
+        line = (
+            f"{name:<12} {step:<18} {t['ours']:>9.4f} {t['sklearn']:>8.4f} "
+            f"{ratio(t['sklearn'], t['ours']):>8}"
+        )
+        if "cdist" in t:
+            line += f" {t['cdist']:>8.4f} {ratio(t['cdist'], t['ours']):>8}"
+        else:
+            line += f" {'':>8} {'':>8}"
+        if "floor" in t:
+            line += f" {t['floor']:>8.4f} {ratio(t['ours'], t['floor']):>7}"
+        elif memory:
+            line += f" {'':>8} {'':>7}"
+        if "memory" in t:
+            line += f" {t['memory']:>8.1f}"
+        print(line)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--quick", action="store_true", help="3 runs per row (about 2 minutes)"
+    )
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=sorted(CASES),
+        help="run only this case (repeat the flag for several)",
+    )
+    parser.add_argument("--device", default="cpu", help="where ours runs")
+    parser.add_argument(
+        "--memory", action="store_true", help="add predict's peak memory (MB)"
+    )
+    parser.add_argument("--tmp", default="/tmp", help="scratch folder for --memory")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.repeat = 3
+    warnings.filterwarnings("ignore", message=".*zero standard deviation.*")
+    device = torch.device(args.device)
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, torch threads "
+        f"{torch.get_num_threads()}; torch {torch.__version__}, scikit-learn "
+        f"{sklearn.__version__}; ours on {device}, repeat={args.repeat}"
+    )
+    if device.type == "cuda":
+        print(f"GPU: {torch.cuda.get_device_name(device)}")
+    rows = []
+    for name in args.case or list(CASES):
+        n_train, n_features, n_classes, n_test, steps = CASES[name]
+        print(describe(name), flush=True)
+        X, y, X_test = make_data(n_train, n_features, n_classes, n_test)
+        for step in steps:
+            if step == "fit":
+                rows.append((name, "fit", bench_fit(args, X, y)))
+            else:
+                row = bench_predict(args, step, X, y, X_test)
+                rows.append((name, f"predict {step}", row))
+        del X, y, X_test
+    print()
+    print_table(rows, args.memory)
+
+
+if __name__ == "__main__":
+    main()
