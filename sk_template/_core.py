@@ -910,7 +910,7 @@ class _HostResults:
         host = torch.empty(result.shape, dtype=result.dtype, pin_memory=True)
         host.copy_(result, non_blocking=True)
         copied = torch.cuda.Event()
-        copied.record()
+        copied.record(torch.cuda.current_stream(result.device))
         self._collect()
         self.pending = (start, stop, host, copied)
 
