@@ -37,14 +37,12 @@ Usage::
 
 import argparse
 import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import sklearn
 import torch
-from bench_estimator import cpu_name, median_times
+from bench_estimator import cpu_name, median_times, peak_growth_mb
 from sklearn.neighbors import NearestCentroid
 
 from sk_template import NearestMeanImageClassifier
@@ -127,36 +125,15 @@ def bench_predict(args, metric, X, y, X_test):
     return row
 
 
-MEMORY_SCRIPT = """
-import sys, threading, time
+MEMORY_SETUP = """
 import numpy as np
 from sk_template import NearestMeanImageClassifier
-
-def rss_anon_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024
 
 data = np.load(sys.argv[1])
 X, y, X_test = data["X"], data["y"], data["X_test"]
 clf = NearestMeanImageClassifier(metric=sys.argv[2], device=sys.argv[3]).fit(X, y)
 del X, y
 clf.predict(X_test[:100])  # warm every code path first
-base, peak, done = rss_anon_mb(), [0.0], threading.Event()
-
-def sample():
-    while not done.is_set():
-        peak[0] = max(peak[0], rss_anon_mb())
-        time.sleep(0.002)
-
-thread = threading.Thread(target=sample)
-thread.start()
-for _ in range(3):
-    clf.predict(X_test)
-done.set()
-thread.join()
-print(max(peak[0], rss_anon_mb()) - base)
 """
 
 
@@ -166,15 +143,11 @@ def peak_memory_mb(args, X, y, X_test, metric):
     path = os.path.join(args.tmp, "bench_scaling_data.npz")
     np.savez(path, X=X, y=y, X_test=X_test)
     try:
-        out = subprocess.run(
-            [sys.executable, "-c", MEMORY_SCRIPT, path, metric, args.device],
-            capture_output=True,
-            text=True,
-            check=True,
+        return peak_growth_mb(
+            MEMORY_SETUP, "clf.predict(X_test)", path, metric, args.device
         )
     finally:
         os.remove(path)
-    return float(out.stdout.strip().splitlines()[-1])
 
 
 def ratio(numerator, denominator):

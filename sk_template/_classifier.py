@@ -120,7 +120,8 @@ class NearestMeanImageClassifier(
         falls back to the CPU with a warning).
 
     batch_size : int or "auto", default="auto"
-        Rows per chunk.  ``"auto"`` picks about 8 MiB of float32 per chunk.
+        Rows per chunk.  ``"auto"`` picks about 8 MiB of float32 per chunk,
+        and at most 16 MiB of distances (fewer rows for many classes).
 
     Attributes
     ----------
@@ -188,7 +189,9 @@ class NearestMeanImageClassifier(
     **Chunking.**  ``X`` goes to the device ``batch_size`` rows at a time in
     its stored dtype and is upcast there: uint8 images are never copied whole
     into floating point.  float64 input is computed in float64, everything else
-    in float32; sums are accumulated in float64 (float32 on MPS).
+    in float32; sums are accumulated in float64 (float32 on MPS).  Each
+    chunk's distances are turned there into what the method returns (labels,
+    probabilities, scores) and only that comes back to the host.
 
     Examples
     --------

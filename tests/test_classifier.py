@@ -561,6 +561,21 @@ def test_cuda_matches_cpu(digits, metric, batch_size, dtype):
 
 
 @needs_cuda
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("priors", ["uniform", "empirical"])
+def test_cuda_reductions_match_cpu_with_many_classes(metric, priors):
+    X, y, T = _separated_classes()
+    cpu = NearestMeanImageClassifier(metric=metric, priors=priors).fit(X, y)
+    gpu = NearestMeanImageClassifier(
+        metric=metric, priors=priors, device="cuda", batch_size=97
+    ).fit(X, y)
+    assert_array_equal(gpu.predict(T), cpu.predict(T))
+    assert_allclose(gpu.decision_function(T), cpu.decision_function(T), rtol=1e-5)
+    assert_allclose(gpu.predict_proba(T), cpu.predict_proba(T), atol=1e-6)
+    assert_allclose(gpu.transform(T), cpu.transform(T), rtol=1e-5)
+
+
+@needs_cuda
 def test_cuda_model_pickles_without_tensors(digits):
     X_train, X_test, y_train, _ = digits
     clf = NearestMeanImageClassifier(device="cuda").fit(X_train, y_train)
