@@ -105,8 +105,10 @@ def cdist_argmin(X, centroids, metric):
 # Run in a fresh interpreter: ``setup`` (which warms every code path), then
 # ``work`` three times while a thread samples the anonymous resident memory
 # (RssAnon: what the process allocated) every 2 ms; prints the peak growth.
+# Memory that setup freed but the C allocator kept would be reused unseen, so
+# it goes back to the system first (glibc's malloc_trim, where there is one).
 PEAK_SCRIPT = """
-import sys, threading, time
+import ctypes, sys, threading, time
 
 def rss_anon_mb():
     with open("/proc/self/status") as f:
@@ -115,6 +117,10 @@ def rss_anon_mb():
                 return int(line.split()[1]) / 1024
 
 {setup}
+try:
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+except (OSError, AttributeError):
+    pass
 base, peak, done = rss_anon_mb(), [0.0], threading.Event()
 
 def sample():

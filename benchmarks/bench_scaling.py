@@ -39,6 +39,7 @@ import argparse
 import os
 import warnings
 
+import joblib
 import numpy as np
 import sklearn
 import torch
@@ -121,33 +122,32 @@ def bench_predict(args, metric, X, y, X_test):
     times = timed(fns, args.repeat, synchronizer(args.device))
     row = dict(zip(("ours", "sklearn", "cdist", "floor"), times, strict=False))
     if args.memory:
-        row["memory"] = peak_memory_mb(args, X, y, X_test, metric)
+        row["memory"] = peak_memory_mb(args, ours, X_test)
     return row
 
 
 MEMORY_SETUP = """
+import joblib
 import numpy as np
-from sk_template import NearestMeanImageClassifier
 
-data = np.load(sys.argv[1])
-X, y, X_test = data["X"], data["y"], data["X_test"]
-clf = NearestMeanImageClassifier(metric=sys.argv[2], device=sys.argv[3]).fit(X, y)
-del X, y
+clf = joblib.load(sys.argv[1])
+X_test = np.load(sys.argv[2])
 clf.predict(X_test[:100])  # warm every code path first
 """
 
 
-def peak_memory_mb(args, X, y, X_test, metric):
-    """Peak growth of a fresh process's anonymous memory while it predicts
-    ``X_test`` (the input and the fitted model already in memory)."""
-    path = os.path.join(args.tmp, "bench_scaling_data.npz")
-    np.savez(path, X=X, y=y, X_test=X_test)
+def peak_memory_mb(args, ours, X_test):
+    """Peak growth of a fresh process's anonymous memory while ``ours``
+    predicts ``X_test`` (both already in its memory)."""
+    model = os.path.join(args.tmp, "bench_scaling_model.joblib")
+    data = os.path.join(args.tmp, "bench_scaling_X_test.npy")
+    joblib.dump(ours, model)
+    np.save(data, X_test)
     try:
-        return peak_growth_mb(
-            MEMORY_SETUP, "clf.predict(X_test)", path, metric, args.device
-        )
+        return peak_growth_mb(MEMORY_SETUP, "clf.predict(X_test)", model, data)
     finally:
-        os.remove(path)
+        os.remove(model)
+        os.remove(data)
 
 
 def ratio(numerator, denominator):
