@@ -23,15 +23,26 @@ Targets on a 2-core CPU: every ``predict`` at least 2x scikit-learn and 1.5x
 ``cdist``; euclidean ``predict`` within 2x the GEMM floor; every ``fit`` at
 least 5x scikit-learn and, on MNIST shape, within 4x the copy floor.
 
-Sample output (2-core AMD EPYC, torch 2.13 CPU, scikit-learn 1.9.1)::
+Sample output (a shared 2-core AMD EPYC, ``--memory --threads 1``)::
 
-    TABLE
+    machine: AMD EPYC, 2 cores, torch threads 1; torch 2.13.0+cpu, scikit-learn 1.9.1; ours on cpu, repeat=5
+
+    case         step                ours (s)  sklearn  ours vs    cdist  ours vs    floor   ours/  peak MB
+                                                   (s)  sklearn      (s)    cdist      (s)   floor
+    mnist        fit                   0.0216   0.2847    13.2x                     0.0079    2.7x
+    mnist        predict euclidean     0.0080   0.0224     2.8x   0.0318     4.0x   0.0075    1.1x     10.1
+    cifar        predict euclidean     0.0248   0.0771     3.1x   0.2443     9.9x   0.0294    0.8x      6.7
+    cifar100     fit                   0.0296   0.3086    10.4x                     0.0067    4.4x
+    classes1000  fit                   0.0194   0.1359     7.0x                     0.0017   11.4x
+    classes1000  predict euclidean     0.0966   0.2407     2.5x   0.1021     1.1x   0.0856    1.1x     38.7
+    wide200      fit                   0.1631   1.7968    11.0x                     0.0254    6.4x
+    wide200      predict manhattan     2.8528  13.0228     4.6x  10.8578     3.8x                      16.0
 
 Usage::
 
     python benchmarks/bench_scaling.py [--repeat 5] [--quick] [--case NAME ...]
-                                       [--device cpu] [--memory]
-"""
+                                       [--device cpu] [--memory] [--threads N]
+"""  # noqa: E501 (the sample table is as wide as the script prints it)
 
 # SPDX-License-Identifier: BSD-3-Clause
 
