@@ -102,16 +102,13 @@ def cdist_argmin(X, centroids, metric):
     return torch.cdist(Xt, C, p=2 if metric == "euclidean" else 1).argmin(1)
 
 
-def peak_memory_mb(metric, device, n_rows=60_000):
-    """Peak growth of the process's memory while predicting n_rows uint8 rows.
-
-    Runs in a fresh interpreter; a thread samples the anonymous resident
-    memory (RssAnon: what the process allocated) every 2 ms, from just before
-    ``predict`` to just after it.
-    """
-    code = f"""
-import threading, time, numpy as np
-from sk_template import NearestMeanImageClassifier
+# Run in a fresh interpreter: ``setup`` (which warms every code path), then
+# ``work`` three times while a thread samples the anonymous resident memory
+# (RssAnon: what the process allocated) every 2 ms; prints the peak growth.
+# Memory that setup freed but the C allocator kept would be reused unseen, so
+# it goes back to the system first (glibc's malloc_trim, where there is one).
+PEAK_SCRIPT = """
+import ctypes, sys, threading, time
 
 def rss_anon_mb():
     with open("/proc/self/status") as f:
@@ -119,11 +116,11 @@ def rss_anon_mb():
             if line.startswith("RssAnon:"):
                 return int(line.split()[1]) / 1024
 
-rng = np.random.default_rng(0)
-X = rng.integers(0, 256, size=({n_rows}, 784), dtype=np.uint8)
-y = np.arange({n_rows}) % 10
-clf = NearestMeanImageClassifier(metric={metric!r}, device={device!r})
-clf.fit(X[:2000], y[:2000]).predict(X[:100])  # warm every code path first
+{setup}
+try:
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+except (OSError, AttributeError):
+    pass
 base, peak, done = rss_anon_mb(), [0.0], threading.Event()
 
 def sample():
@@ -134,15 +131,36 @@ def sample():
 thread = threading.Thread(target=sample)
 thread.start()
 for _ in range(3):
-    clf.predict(X)
+    {work}
 done.set()
 thread.join()
 print(max(peak[0], rss_anon_mb()) - base)
 """
+
+
+def peak_growth_mb(setup, work, *args):
+    """Peak memory growth (MB) of ``work`` after ``setup``, in a fresh process
+    whose ``sys.argv[1:]`` are ``args``."""
+    code = PEAK_SCRIPT.format(setup=setup, work=work)
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
     )
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def peak_memory_mb(metric, device, n_rows=60_000):
+    """Peak growth of the process's memory while predicting n_rows uint8 rows."""
+    setup = f"""
+import numpy as np
+from sk_template import NearestMeanImageClassifier
+
+rng = np.random.default_rng(0)
+X = rng.integers(0, 256, size=({n_rows}, 784), dtype=np.uint8)
+y = np.arange({n_rows}) % 10
+clf = NearestMeanImageClassifier(metric={metric!r}, device={device!r})
+clf.fit(X[:2000], y[:2000]).predict(X[:100])  # warm every code path first
+"""
+    return peak_growth_mb(setup, "clf.predict(X)")
 
 
 def bench_metric(metric, args, X_train, y_train, X_test, y_test):

@@ -30,6 +30,7 @@ from sklearn.utils.validation import (
 from ._core import (
     METRICS,
     Centroids,
+    Posterior,
     check_tensor,
     class_medians,
     class_stats,
@@ -119,7 +120,8 @@ class NearestMeanImageClassifier(
         falls back to the CPU with a warning).
 
     batch_size : int or "auto", default="auto"
-        Rows per chunk.  ``"auto"`` picks about 8 MiB of float32 per chunk.
+        Rows per chunk.  ``"auto"`` picks about 8 MiB of float32 per chunk,
+        and at most 16 MiB of distances (fewer rows for many classes).
 
     Attributes
     ----------
@@ -187,7 +189,9 @@ class NearestMeanImageClassifier(
     **Chunking.**  ``X`` goes to the device ``batch_size`` rows at a time in
     its stored dtype and is upcast there: uint8 images are never copied whole
     into floating point.  float64 input is computed in float64, everything else
-    in float32; sums are accumulated in float64 (float32 on MPS).
+    in float32; sums are accumulated in float64 (float32 on MPS).  Each
+    chunk's distances are turned there into what the method returns (labels,
+    probabilities, scores) and only that comes back to the host.
 
     Examples
     --------
@@ -471,10 +475,13 @@ class NearestMeanImageClassifier(
             prepared[key] = Centroids(self.centroids_, self.metric, device, dtype)
         return prepared[key]
 
-    def _map_distances(self, X, reduce=None):
-        """Distances of ``X`` to the centroids, or ``reduce`` of each chunk."""
+    def _map_distances(self, X, method=None):
+        """Distances of ``X`` to the centroids, or what the ``method`` of
+        :class:`~sk_template._core.Posterior` makes of them, chunk by chunk on
+        the device."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
+        reduce = None if method is None else getattr(self._posterior(), method)
         return pairwise_distances(
             X, self._prepared_centroids(X), batch_size=self.batch_size, reduce=reduce
         )
@@ -495,38 +502,18 @@ class NearestMeanImageClassifier(
         """
         return self._map_distances(X)
 
-    def _log_posterior(self, distances):
-        """Unnormalised log posterior of each class; overwrites ``distances``."""
-        scores, s = distances, self.within_class_std_
-        if self.metric == "euclidean":
-            scores /= s
-            np.square(scores, out=scores)
-            scores *= -0.5
-        elif self.metric == "manhattan":
-            scores *= -math.sqrt(2.0) / s
-        else:
-            scores *= -self._stats.mean_sq_norm() / s**2
-        # The fitted priors (a constant for uniform ones), not the parameter:
-        # set_params after fit changes nothing until the next fit.
-        with np.errstate(divide="ignore"):
-            scores += np.log(self.class_prior_)
-        return scores
-
-    def _proba(self, distances):
-        proba = self._log_posterior(distances)
-        proba -= proba.max(axis=1, keepdims=True)
-        np.exp(proba, out=proba)
-        proba /= proba.sum(axis=1, keepdims=True)
-        return proba
-
-    def _log_proba(self, distances):
-        scores = self._log_posterior(distances)
-        scores -= scores.max(axis=1, keepdims=True)
-        scores -= np.log(np.exp(scores).sum(axis=1, keepdims=True))
-        return scores
-
-    def _predict_index(self, distances):
-        return self._proba(distances).argmax(axis=1)
+    def _posterior(self):
+        """The probability model (see Notes) on the device."""
+        cosine = self.metric == "cosine"
+        return Posterior(
+            self.metric,
+            self.within_class_std_,
+            # The fitted priors, not the parameter: set_params after fit
+            # changes nothing until the next fit.
+            self.class_prior_,
+            self._device(),
+            mean_sq_norm=self._stats.mean_sq_norm() if cosine else None,
+        )
 
     def decision_function(self, X):
         """Log posterior of each class, up to a constant per sample.
@@ -543,10 +530,7 @@ class NearestMeanImageClassifier(
             classes, the log-odds of ``classes_[1]`` over ``classes_[0]``, as
             scikit-learn's binary classifiers return.
         """
-        scores = self._map_distances(X, self._log_posterior)
-        if self.classes_.size == 2:
-            return scores[:, 1] - scores[:, 0]
-        return scores
+        return self._map_distances(X, "decision_function")
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`.
@@ -560,7 +544,7 @@ class NearestMeanImageClassifier(
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        return self._map_distances(X, self._log_proba)
+        return self._map_distances(X, "log_proba")
 
     def predict_proba(self, X):
         """Probability of each class under the model described in Notes.
@@ -576,7 +560,7 @@ class NearestMeanImageClassifier(
             Rows sum to 1; the largest entry is the class :meth:`predict`
             returns (with uniform priors, the nearest centroid).
         """
-        return self._map_distances(X, self._proba)
+        return self._map_distances(X, "proba")
 
     def predict(self, X):
         """Label of the most probable class: with uniform priors, the nearest
@@ -594,7 +578,7 @@ class NearestMeanImageClassifier(
         y_pred : ndarray of shape (n_samples,)
             ``classes_[argmax(predict_proba(X), axis=1)]``.
         """
-        index = self._map_distances(X, self._predict_index)
+        index = self._map_distances(X, "predict")
         return self.classes_[index]
 
     # ---------------------------------------------------------------- plumbing

@@ -172,6 +172,105 @@ def test_identical_rows_keep_probabilities_defined():
     assert_array_equal(proba.argmax(axis=1), [0, 1])
 
 
+# ------------------------------------------------- many classes, ties, reductions
+def _twin_classes(n_pairs=150, n_features=30):
+    """Classes in twins: 2j and 2j + 1 have the same rows, so each twin's
+    distances, log posteriors and probabilities are tied."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, size=(4 * n_pairs, n_features), dtype=np.uint8)
+    labels = np.repeat(np.arange(n_pairs), 4)
+    X = np.concatenate([base, base])
+    y = np.concatenate([2 * labels, 2 * labels + 1])
+    T = rng.integers(0, 256, size=(200, n_features), dtype=np.uint8)
+    return X, y, T
+
+
+def _twin_priors(n_pairs=150):
+    prior = np.repeat(np.random.default_rng(1).uniform(1, 2, n_pairs), 2)
+    return prior / prior.sum()
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("priors", ["uniform", "twins"])
+def test_predict_is_argmax_of_proba_ties_included(metric, priors):
+    X, y, T = _twin_classes()
+    priors = _twin_priors() if priors == "twins" else priors
+    clf = NearestMeanImageClassifier(metric=metric, priors=priors).fit(X, y)
+    pred = clf.predict(T)
+    assert_array_equal(pred, clf.classes_[clf.predict_proba(T).argmax(axis=1)])
+    assert_array_equal(pred, clf.classes_[clf.decision_function(T).argmax(axis=1)])
+    assert (pred % 2 == 0).all()  # the first of the tied twins, as np.argmax
+
+
+def _separated_classes(n_classes=300, n_features=40, n_rows=3_000):
+    rng = np.random.default_rng(0)
+    prototypes = rng.integers(20, 236, size=(n_classes, n_features))
+    y = rng.permutation(np.arange(n_rows) % n_classes)
+    noise = rng.integers(-20, 21, size=(n_rows, n_features))
+    X = (prototypes[y] + noise).astype(np.uint8)
+    return X[:2_400], y[:2_400], X[2_400:]
+
+
+def _numpy_distances(T, centroids, metric):
+    A = T.astype(np.float64)
+    if metric == "euclidean":
+        return np.sqrt(((A[:, None] - centroids[None]) ** 2).sum(-1))
+    if metric == "manhattan":
+        return np.abs(A[:, None] - centroids[None]).sum(-1)
+    unit = A / np.linalg.norm(A, axis=1, keepdims=True)
+    return 1 - unit @ (centroids / np.linalg.norm(centroids, axis=1)[:, None]).T
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_predict_is_the_nearest_centroid_with_many_classes(metric):
+    X, y, T = _separated_classes()
+    clf = NearestMeanImageClassifier(metric=metric).fit(X, y)
+    nearest = _numpy_distances(T, clf.centroids_, metric).argmin(axis=1)
+    assert_array_equal(clf.predict(T), clf.classes_[nearest])
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("priors", ["uniform", "empirical", "random"])
+def test_device_reductions_equal_a_float64_numpy_reference(metric, priors):
+    # From the estimator's own distances, the documented model in numpy.
+    X, y, T = _separated_classes()
+    if priors == "random":
+        priors = np.random.default_rng(2).dirichlet(np.ones(300))
+    clf = NearestMeanImageClassifier(metric=metric, priors=priors).fit(X, y)
+    d, s = clf.transform(T), clf.within_class_std_
+    if metric == "euclidean":
+        log_lik = -(d**2) / (2 * s**2)
+    elif metric == "manhattan":
+        log_lik = -np.sqrt(2) * d / s
+    else:
+        mean_sq_norm = (X.astype(np.float64) ** 2).sum(axis=1).mean()
+        log_lik = -mean_sq_norm * d / s**2
+    scores = log_lik + np.log(clf.class_prior_)
+    log_proba = scores - scores.max(axis=1, keepdims=True)
+    log_proba -= np.log(np.exp(log_proba).sum(axis=1, keepdims=True))
+    assert_allclose(clf.decision_function(T), scores, rtol=1e-12)
+    assert_allclose(clf.predict_log_proba(T), log_proba, rtol=1e-9, atol=1e-12)
+    assert_allclose(clf.predict_proba(T), np.exp(log_proba), rtol=1e-9, atol=1e-15)
+    assert_array_equal(clf.predict(T), clf.classes_[scores.argmax(axis=1)])
+
+
+@pytest.mark.parametrize("priors", ["uniform", "empirical"])
+def test_predict_computes_no_probability(monkeypatch, priors):
+    X, y, T = _separated_classes()
+    clf = NearestMeanImageClassifier(priors=priors).fit(X, y)
+    expected = clf.classes_[clf.predict_proba(T).argmax(axis=1)]
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("predict computed probabilities")
+
+    for name in ("softmax", "log_softmax", "exp", "logsumexp"):
+        monkeypatch.setattr(torch, name, forbidden)
+    monkeypatch.setattr(torch.Tensor, "exp", forbidden)
+    monkeypatch.setattr(torch.Tensor, "exp_", forbidden)
+    monkeypatch.setattr(np, "exp", forbidden)
+    assert_array_equal(clf.predict(T), expected)
+
+
 # ------------------------------------------------------------ partial_fit, weights
 @pytest.mark.parametrize("metric", METRICS)
 def test_partial_fit_over_any_split_equals_fit(digits, metric):
@@ -459,6 +558,21 @@ def test_cuda_matches_cpu(digits, metric, batch_size, dtype):
         torch.from_numpy(X_train).cuda(), torch.from_numpy(y_train).cuda()
     )
     assert_allclose(fitted_on_gpu.centroids_, cpu.centroids_, rtol=1e-10)
+
+
+@needs_cuda
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("priors", ["uniform", "empirical"])
+def test_cuda_reductions_match_cpu_with_many_classes(metric, priors):
+    X, y, T = _separated_classes()
+    cpu = NearestMeanImageClassifier(metric=metric, priors=priors).fit(X, y)
+    gpu = NearestMeanImageClassifier(
+        metric=metric, priors=priors, device="cuda", batch_size=97
+    ).fit(X, y)
+    assert_array_equal(gpu.predict(T), cpu.predict(T))
+    assert_allclose(gpu.decision_function(T), cpu.decision_function(T), rtol=1e-5)
+    assert_allclose(gpu.predict_proba(T), cpu.predict_proba(T), atol=1e-6)
+    assert_allclose(gpu.transform(T), cpu.transform(T), rtol=1e-5)
 
 
 @needs_cuda

@@ -1,0 +1,152 @@
+"""Tests of the torch core: class sums, Manhattan tiles, device-side reductions."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+
+from sk_template import _core
+from sk_template._core import (
+    Centroids,
+    batch_rows,
+    class_stats,
+    pairwise_distances,
+)
+
+CPU = torch.device("cpu")
+
+
+def many_classes(n_rows=1_500, n_features=50, n_classes=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, size=(n_rows, n_features), dtype=np.uint8)
+    y = rng.permutation(np.arange(n_rows) % n_classes)
+    return X, y
+
+
+# ------------------------------------------------------------------ class sums
+@pytest.mark.parametrize("batch_size", [7, 256, "auto"])
+def test_uint8_class_sums_are_exact_with_many_classes(batch_size):
+    X, y = many_classes()
+    stats = class_stats(X, y, 300, device=CPU, batch_size=batch_size)
+    expected = np.zeros((300, X.shape[1]), dtype=np.int64)
+    np.add.at(expected, y, X.astype(np.int64))
+    assert_array_equal(stats.sums, expected)
+    assert_array_equal(stats.weights, np.bincount(y, minlength=300))
+    assert_array_equal(stats.sq_sums, (X.astype(np.int64) ** 2).sum(axis=0))
+
+
+def test_uint8_sums_stay_exact_past_65536_rows_of_one_class():
+    # 69,990 rows of 255 in one class: a float32 sum over all of them (17.8
+    # million) is past 2**24 and would round; carried partial sums go into
+    # the float64 total before that.
+    X = np.full((70_000, 3), 255, dtype=np.uint8)
+    y = np.zeros(70_000, dtype=np.int64)
+    y[:10] = 1
+    stats = class_stats(X, y, 2, device=CPU, batch_size=1_000)
+    assert_array_equal(stats.sums, [[69_990 * 255] * 3, [10 * 255] * 3])
+
+
+def _chunked_float_sums(X, y, n_classes, rows):
+    """Per-chunk float32 class sums added into float64 totals."""
+    total = np.zeros((n_classes, X.shape[1]))
+    shift = X[0].astype(np.float64)
+    for start in range(0, len(X), rows):
+        chunk = X[start : start + rows] - shift.astype(np.float32)
+        labels = torch.as_tensor(y[start : start + rows])
+        part = torch.zeros((n_classes, X.shape[1]))
+        part.index_add_(0, labels, torch.tensor(chunk))
+        total += part.double().numpy()
+    return total
+
+
+@pytest.mark.parametrize("batch_size", [11, 64, 1_000])
+def test_float_class_sums_keep_their_rounding_with_many_classes(batch_size):
+    # Each chunk's class sums are float32, added into float64: only the
+    # classes a chunk holds are touched, with the same result as adding the
+    # whole (n_classes, n_features) partial sum every chunk.
+    X, y = many_classes()
+    X = X.astype(np.float32) / 7
+    stats = class_stats(X, y, 300, device=CPU, batch_size=batch_size)
+    assert_array_equal(stats.sums, _chunked_float_sums(X, y, 300, batch_size))
+    means = np.stack([X[y == k].astype(np.float64).mean(axis=0) for k in range(300)])
+    assert_allclose(stats.means(), means, rtol=1e-6)
+
+
+def test_weighted_class_sums_with_many_classes():
+    X, y = many_classes()
+    w = np.random.default_rng(1).integers(0, 4, len(y)).astype(np.float64)
+    stats = class_stats(X, y, 300, w, device=CPU, batch_size=64)
+    expected = np.zeros((300, X.shape[1]))
+    np.add.at(expected, y, X * w[:, None])
+    assert_allclose(stats.sums, expected, rtol=1e-12)
+    assert_allclose(stats.weights, np.bincount(y, weights=w, minlength=300))
+
+
+# ------------------------------------------------------------------- distances
+def _manhattan_one_class_at_a_time(chunk, C):
+    low = torch.empty_like(chunk)
+    out = torch.empty((C.shape[0], chunk.shape[0]))
+    for k in range(C.shape[0]):
+        torch.minimum(chunk, C[k], out=low)
+        torch.sum(low, dim=1, out=out[k])
+    return out.T
+
+
+@pytest.mark.parametrize("tile", [1, 50, 60 * 50 + 17, 2**20])
+def test_manhattan_tiles_equal_one_class_at_a_time(monkeypatch, tile):
+    # Tiles of one value, of one row by one class, of ragged rows and
+    # classes, and of the whole chunk: the same sums, bit for bit.
+    monkeypatch.setitem(_core._TILE_ELEMENTS, "cpu", tile)
+    rng = np.random.default_rng(0)
+    chunk = torch.tensor(rng.normal(0, 50, (61, 50)), dtype=torch.float32)
+    C = torch.tensor(rng.normal(0, 50, (301, 50)), dtype=torch.float32)
+    tiled = _core._sum_of_minima(chunk, C)
+    assert torch.equal(tiled, _manhattan_one_class_at_a_time(chunk, C))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "cosine"])
+def test_distances_with_many_classes_equal_float64_numpy(metric):
+    X, y = many_classes()
+    centroids = np.stack([X[y == k].mean(axis=0) for k in range(300)])
+    prepared = Centroids(centroids, metric, CPU, torch.float32)
+    got = pairwise_distances(X[:500], prepared, batch_size=64)
+    A = X[:500].astype(np.float64)
+    if metric == "euclidean":
+        expected = np.sqrt(((A[:, None] - centroids[None]) ** 2).sum(-1))
+    elif metric == "manhattan":
+        expected = np.abs(A[:, None] - centroids[None]).sum(-1)
+    else:
+        unit = A / np.linalg.norm(A, axis=1, keepdims=True)
+        c_unit = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+        expected = 1 - unit @ c_unit.T
+    assert got.dtype == np.float64 and got.shape == (500, 300)
+    assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_reduce_runs_on_each_chunk_and_only_its_result_is_kept():
+    X, y = many_classes()
+    centroids = np.stack([X[y == k].mean(axis=0) for k in range(300)])
+    prepared = Centroids(centroids, "euclidean", CPU, torch.float32)
+    seen = []
+
+    def nearest(distances):
+        assert isinstance(distances, torch.Tensor)
+        assert distances.shape[1] == 300
+        seen.append(len(distances))
+        return distances.argmin(dim=1)
+
+    labels = pairwise_distances(X, prepared, batch_size=700, reduce=nearest)
+    assert seen == [700, 700, 100]
+    assert labels.dtype == np.int64 and labels.shape == (1_500,)
+    full = pairwise_distances(X, prepared, batch_size=700)
+    assert_array_equal(labels, full.argmin(axis=1))
+
+
+def test_auto_chunks_bound_the_distances_of_many_classes():
+    assert batch_rows("auto", 784, 10) == 2560  # the feature budget decides
+    for n_classes in (1_000, 10_000, 100_000):
+        rows = batch_rows("auto", 784, n_classes)
+        assert rows * n_classes <= _core._AUTO_DISTANCE_ELEMENTS
+    assert batch_rows(100, 784, 100_000) == 100  # an explicit size is kept
