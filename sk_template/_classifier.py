@@ -30,6 +30,7 @@ from sklearn.utils.validation import (
 from ._core import (
     METRICS,
     Centroids,
+    ClassStats,
     Posterior,
     check_tensor,
     class_medians,
@@ -341,7 +342,7 @@ class NearestMeanImageClassifier(
         sample_weight = check_weights(sample_weight, X)
         stats = self._class_stats(X, y_index, classes.size, sample_weight)
         if not first_call:
-            stats = self._stats + stats
+            stats = self._fitted_stats() + stats
         return self._set_state(classes, stats)
 
     def _class_stats(self, X, y_index, n_classes, sample_weight):
@@ -353,6 +354,10 @@ class NearestMeanImageClassifier(
             device=resolve_device(self.device),
             batch_size=self.batch_size,
         )
+
+    def _fitted_stats(self):
+        """The class statistics of the fit, as a :class:`ClassStats`."""
+        return ClassStats(**self._stats)
 
     def _set_state(self, classes, stats, medians=None):
         """Set every fitted attribute from the labels and class statistics.
@@ -379,7 +384,9 @@ class NearestMeanImageClassifier(
         else:
             centers, scatter = medians
         self.classes_ = classes
-        self._stats = stats
+        # Plain numpy arrays, not the ClassStats object: pickles and skops
+        # files then name no sk_template type but the estimator itself.
+        self._stats = dict(vars(stats))
         self._medians = medians
         self.class_count_ = stats.weights.copy()
         self.class_prior_ = self._class_prior(stats.weights)
@@ -512,7 +519,7 @@ class NearestMeanImageClassifier(
             # changes nothing until the next fit.
             self.class_prior_,
             self._device(),
-            mean_sq_norm=self._stats.mean_sq_norm() if cosine else None,
+            mean_sq_norm=self._fitted_stats().mean_sq_norm() if cosine else None,
         )
 
     def decision_function(self, X):

@@ -294,9 +294,8 @@ def save_model(model, path, *, image_shape=None, load_params=None):
         "classes": _label_array(model.classes_),
         "n_features_in": np.array(n_features, dtype=np.int64),
     }
-    for field in dataclasses.fields(model._stats):
-        value = getattr(model._stats, field.name)
-        arrays[_STATS + field.name] = np.asarray(value, dtype=np.float64)
+    for name, value in model._stats.items():
+        arrays[_STATS + name] = np.asarray(value, dtype=np.float64)
     medians = getattr(model, "_medians", None)
     if medians is not None:
         arrays["medians"] = np.asarray(medians[0], dtype=np.float64)
@@ -710,7 +709,7 @@ def _check_fitted_numbers(model, params, path):
         spread = np.concatenate(
             [model.within_class_std_dev_, [model.within_class_std_**2]]
         )
-        mean_sq_norm = model._stats.mean_sq_norm()
+        mean_sq_norm = model._fitted_stats().mean_sq_norm()
     if not (np.isfinite(centres).all() and np.isfinite(norms).all()):
         refuse(field, "gives class means too large for distances in float64")
     if not np.isfinite(model.deviations_[seen]).all():
