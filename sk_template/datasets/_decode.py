@@ -17,10 +17,19 @@ Pixel rules, the same for both decoders:
   16-bit RGB PNGs, so 65535 maps to 255 and ``257 * k`` to ``k``. (Pillow's own
   ``convert("L")`` of a 16-bit grey image clips everything above 255 instead.)
 * 32-bit integer and float images (mode "I" outside PNG, "F") are refused.
+
+Size limit, the same for both decoders: each decoder reads the image size from
+the file's header and passes it to :func:`check_pixel_limit` before decoding
+any pixels, which applies Pillow's guard against decompression bombs,
+``PIL.Image.MAX_IMAGE_PIXELS`` (about 89 million pixels unless changed; None
+turns it off), as Pillow itself does: over the limit, a
+``DecompressionBombWarning`` naming the file and the image is decoded; over
+twice the limit, an :class:`ImageDecodeError` and nothing is decoded.
 """
 
 import io
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -45,6 +54,7 @@ DECODER_VERSION = 2
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK_HEAD = struct.Struct(">I4s")  # a PNG chunk's length and type
 _CRC = struct.Struct(">I")
+_PNG_SIZE = struct.Struct(">II")  # IHDR's width and height
 # PNG colour types pyspng decodes exactly at 8 bits, and Pillow's mode for them.
 _SPNG_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}
 _KEEP_MODES = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "1": "L"}
@@ -68,6 +78,47 @@ def read_file(path):
         return data
     finally:
         os.close(fd)
+
+
+def check_pixel_limit(path, width, height):
+    """Apply ``PIL.Image.MAX_IMAGE_PIXELS`` to an image of ``width x height``.
+
+    Every decoder calls this with the size read from the file's header before
+    it decodes (and allocates) any pixels. Like Pillow: nothing happens when
+    the limit is None; over the limit, a ``DecompressionBombWarning`` naming
+    the file; over twice the limit, :class:`ImageDecodeError`.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None:
+        return
+    pixels = max(1, width) * max(1, height)
+    if pixels > 2 * limit:
+        raise ImageDecodeError(path, _too_big(f"{width}x{height}", pixels, limit))
+    if pixels > limit:
+        warnings.warn(
+            f"{path}: {width}x{height} is {pixels:,} pixels, over "
+            f"PIL.Image.MAX_IMAGE_PIXELS ({limit:,}), Pillow's guard against "
+            "decompression bombs; decoded anyway, as Pillow does up to twice the "
+            "limit. Raise PIL.Image.MAX_IMAGE_PIXELS to load such images without "
+            "this warning.",
+            Image.DecompressionBombWarning,
+            stacklevel=2,
+        )
+
+
+def _too_big(size, pixels, limit):
+    """The reason of the error for an image over twice the pixel limit."""
+    count = "" if pixels is None else f" {pixels:,} pixels,"
+    return (
+        f"{size} is{count} over twice PIL.Image.MAX_IMAGE_PIXELS ({limit:,}), "
+        "Pillow's guard against decompression bombs; raise "
+        "PIL.Image.MAX_IMAGE_PIXELS (None turns it off) to load images this large"
+    )
+
+
+def _png_size(data):
+    """(width, height) from a PNG's IHDR chunk (the caller checked it is one)."""
+    return _PNG_SIZE.unpack_from(data, 16)
 
 
 def _target_mode(im, mode):
@@ -125,16 +176,34 @@ def _format_from_signature(data):
     return None
 
 
+def _open_pillow(data, path):
+    """``Image.open`` (which reads only the header), then the size limit."""
+    with warnings.catch_warnings():
+        # check_pixel_limit warns instead, naming the file.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:
+            # Pillow's own check, over twice the limit, stops Image.open
+            # before it tells the size: say what check_pixel_limit says.
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            pixels = int(found[1]) if found else None
+            reason = _too_big("the image", pixels, Image.MAX_IMAGE_PIXELS)
+            raise ImageDecodeError(path, reason) from None
+    check_pixel_limit(path, *im.size)
+    return im
+
+
 def _decode_pillow(data, mode, size, path):
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with _open_pillow(data, path) as im:
             im.load()
             out = _convert(im, mode, path)
             if size is not None:
                 out = _resize(out, size)
             arr = np.asarray(out)
-    except ImageDecodeError:
-        raise
+    except (ImageDecodeError, Image.DecompressionBombWarning):
+        raise  # ours, or check_pixel_limit's warning turned into an error
     except UnidentifiedImageError:
         fmt = _format_from_signature(data)
         reason = (
@@ -178,10 +247,11 @@ def _spng_mode(data):
     return None
 
 
-def _decode_spng(data, stored, mode, size):
+def _decode_spng(data, stored, mode, size, path):
+    check_pixel_limit(path, *_png_size(data))
     try:
         arr = _pyspng.load(data)
-    except Exception:
+    except RuntimeError:  # pyspng's only error: data it cannot decode
         return None  # let Pillow decode it, or name what is wrong with it
     target = mode or stored
     if target == stored and (size is None or arr.shape[:2] == tuple(size)):
@@ -205,7 +275,7 @@ def decode_bytes(data, *, mode="L", size=None, path="<bytes>"):
     if _pyspng is not None and USE_PYSPNG:
         stored = _spng_mode(data)
         if stored is not None:
-            arr = _decode_spng(data, stored, mode, size)
+            arr = _decode_spng(data, stored, mode, size, path)
             if arr is not None:
                 return arr
     return _decode_pillow(data, mode, size, path)
