@@ -303,6 +303,52 @@ def test_read_only_and_memory_mapped_input(tmp_path, digits):
         assert_array_equal(clf.predict(X_test), ref.predict(X_test))
 
 
+@pytest.fixture
+def torch_warns_every_time():
+    """torch warns of a non-writable array once per process; make it warn
+    every time, so that a test cannot pass because another test warned first."""
+    before = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    yield
+    torch.set_warn_always(before)
+
+
+def test_read_only_float_input_fits_without_warnings(
+    tmp_path, digits, torch_warns_every_time
+):
+    """Memory maps and pandas 3 DataFrames give read-only float64 arrays; their
+    first row (the shift of the sums) and read-only weights reached torch."""
+    X_train, X_test, y_train, _ = digits
+    X = X_train.astype(np.float64)
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    weights = np.ones(len(X))
+    weights.flags.writeable = False
+    inputs = [mapped, mapped.astype(np.float32)]
+    inputs[1].flags.writeable = False
+    pd = None
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is optional
+        pass
+    if pd is not None:
+        inputs.append(pd.DataFrame(X))
+    ref = NearestMeanImageClassifier().fit(X, y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for data in inputs:
+            for metric in METRICS:
+                clf = NearestMeanImageClassifier(metric=metric)
+                clf.fit(data, y_train, sample_weight=weights)
+                clf.partial_fit(data, y_train)
+                clf.predict_proba(data)
+            clf = NearestMeanImageClassifier(centroid="median", shrink_threshold=0.1)
+            clf.fit(data, y_train, sample_weight=weights).predict(X_test)
+    clf = NearestMeanImageClassifier().fit(mapped, y_train)
+    assert_allclose(clf.centroids_, ref.centroids_, rtol=1e-12)
+    assert clf._stats.shift.flags.writeable  # a copy, not a view of the map
+
+
 # ---------------------------------------------------------------- sklearn tools
 def test_pipeline_gridsearch_cross_val_score(digits):
     X_train, X_test, y_train, y_test = digits
