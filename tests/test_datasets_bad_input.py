@@ -2,8 +2,6 @@
 
 import io
 import os
-import threading
-import time
 import warnings
 
 import numpy as np
@@ -120,38 +118,14 @@ def test_broken_symlink(root):
 # -- entries that are not regular files -----------------------------------------
 
 
-class _Unblocker:
-    """Opens the write end of a FIFO whenever a reader waits on it, so that a
-    load that wrongly opens the FIFO fails this test instead of hanging it."""
-
-    def __init__(self, fifo):
-        self.fifo, self.opened = fifo, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:  # succeeds only while a reader has the FIFO open
-                os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
-                self.opened += 1
-            except OSError:
-                time.sleep(0.01)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
 @pytest.mark.parametrize("cache", [True, False])
-def test_fifo_named_like_an_image_is_a_bad_file_never_opened(root, cache):
+def test_fifo_named_like_an_image_is_a_bad_file_never_opened(
+    root, cache, fifo_unblocker
+):
     fifo = root / "7" / "x.png"
     os.mkfifo(fifo)
-    with _Unblocker(fifo) as unblocker:
+    with fifo_unblocker(fifo) as unblocker:
         with pytest.raises(ImageDecodeError, match=r"7.x\.png: a named pipe") as info:
             load_image_folder(root, cache=cache)
         assert info.value.path == str(fifo)
@@ -182,10 +156,10 @@ def test_link_to_a_device_is_a_bad_file(root, cache):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
-def test_only_special_files_is_an_error_naming_one(tmp_path):
+def test_only_special_files_is_an_error_naming_one(tmp_path, fifo_unblocker):
     (tmp_path / "a").mkdir()
     os.mkfifo(tmp_path / "a" / "0.png")
-    with _Unblocker(tmp_path / "a" / "0.png") as unblocker:
+    with fifo_unblocker(tmp_path / "a" / "0.png") as unblocker:
         with pytest.raises(ValueError, match=r"None of the 1 image files.*0\.png"):
             load_image_folder(tmp_path, on_error="skip")
     assert unblocker.opened == 0

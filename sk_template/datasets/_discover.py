@@ -278,6 +278,19 @@ def _special(mode):
     return f"{kind}, not a regular file: never opened"
 
 
+def special_file(path):
+    """Why ``path`` (links followed) must not be opened, or None.
+
+    A reason for FIFOs, devices and sockets; None for regular files and
+    folders, and for paths that cannot be stat'ed (opening them fails fast).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return None if S_ISREG(mode) or S_ISDIR(mode) else _special(mode)
+
+
 def _scan_class(class_dir, exts, with_stat):
     """Image files under ``class_dir``: relative paths, stat stamps, special files.
 
