@@ -744,30 +744,17 @@ def test_float32_centroids_are_within_the_documented_bound(batch_size):
     assert np.abs(make().fit(X, y).centroids_ - exact).max() > 0  # not exact
 
 
-@pytest.mark.parametrize(
-    "dtype, computed_in",
-    [
-        (np.uint8, np.float32),
-        (np.int8, np.float32),
-        (np.uint16, np.float32),
-        (np.int16, np.float32),
-        (np.bool_, np.float32),
-        (np.float16, np.float32),
-        (np.float32, np.float32),
-        (np.int32, np.float64),
-        (np.int64, np.float64),
-        (np.uint32, np.float64),
-        (np.uint64, np.float64),
-        (np.float64, np.float64),
-    ],
-)
-def test_compute_dtype_is_the_documented_one(dtype, computed_in):
-    """README: float32 for dtypes it holds exactly, float64 for the rest."""
+# README: dtypes float32 holds exactly are computed in float32, the rest in float64.
+IN_FLOAT32 = [np.uint8, np.int8, np.uint16, np.int16, np.bool_, np.float16, np.float32]
+IN_FLOAT64 = [np.int32, np.int64, np.uint32, np.uint64, np.float64]
+
+
+@pytest.mark.parametrize("dtype", IN_FLOAT32 + IN_FLOAT64)
+def test_compute_dtype_is_the_documented_one(dtype):
     from sk_template._core import compute_dtype
 
-    X = np.zeros((2, 3), dtype=dtype)
-    expected = torch.float32 if computed_in == np.float32 else torch.float64
-    assert compute_dtype(X, torch.device("cpu")) == expected
+    expected = torch.float32 if dtype in IN_FLOAT32 else torch.float64
+    assert compute_dtype(np.zeros((2, 3), dtype), torch.device("cpu")) == expected
 
 
 def test_big_user_chunks_sum_exactly():
