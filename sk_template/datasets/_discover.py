@@ -447,9 +447,10 @@ class Listing:
         ):
             h.update(f"\0class\0{cdir}\0{len(rels)}\0".encode())
             h.update("\0".join(rels).encode("utf-8", "surrogateescape"))
-            # Python's hash of a tuple of ints is the same in every process
-            # (only str and bytes hashes are salted) and several times cheaper
-            # than converting the column to an array: once per file per load.
+            # Python's 64-bit hash of a tuple of ints is the same in every
+            # process (only str and bytes hashes are salted) and several times
+            # cheaper than converting the column to an array, and this runs
+            # once per file per load; a change goes unseen with odds of 2**-64.
             for column in stamps:
                 h.update(hash(tuple(column)).to_bytes(8, "little", signed=True))
         for rel, _ in self.special:
