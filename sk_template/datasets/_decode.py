@@ -89,9 +89,10 @@ def check_pixel_limit(path, width, height):
     the file; over twice the limit, :class:`ImageDecodeError`.
     """
     limit = Image.MAX_IMAGE_PIXELS
-    if limit is None:
+    # As Pillow counts: max(1, width) * max(1, height), for sizes >= 0.
+    pixels = (width or 1) * (height or 1)
+    if limit is None or pixels <= limit:  # every call: kept cheap
         return
-    pixels = max(1, width) * max(1, height)
     if pixels > 2 * limit:
         raise ImageDecodeError(path, _too_big(f"{width}x{height}", pixels, limit))
     if pixels > limit:
@@ -114,11 +115,6 @@ def _too_big(size, pixels, limit):
         "Pillow's guard against decompression bombs; raise "
         "PIL.Image.MAX_IMAGE_PIXELS (None turns it off) to load images this large"
     )
-
-
-def _png_size(data):
-    """(width, height) from a PNG's IHDR chunk (the caller checked it is one)."""
-    return _PNG_SIZE.unpack_from(data, 16)
 
 
 def _target_mode(im, mode):
@@ -248,7 +244,8 @@ def _spng_mode(data):
 
 
 def _decode_spng(data, stored, mode, size, path):
-    check_pixel_limit(path, *_png_size(data))
+    width, height = _PNG_SIZE.unpack_from(data, 16)  # IHDR's
+    check_pixel_limit(path, width, height)
     try:
         arr = _pyspng.load(data)
     except RuntimeError:  # pyspng's only error: data it cannot decode

@@ -61,20 +61,27 @@ def natural_sorted(relpaths):
     """``relpaths`` sorted by :func:`natural_key`, part by part of each path.
 
     Names that are a number and a digit-free extension ("12.png", the usual
-    case) take a fast path that gives the same order as the general one.
+    case) take a fast path that gives the same order as the general one: by
+    the number alone when the extensions are one (case aside) and no two
+    numbers are equal, else by number, extension and name.
     """
-    keys, plain_rest = [], {}
+    numbers, folded = [], {}  # the extensions seen, casefolded
+    add = numbers.append
     for rel in relpaths:
-        stem, dot, rest = rel.partition(".")
-        rest = dot + rest
-        plain = plain_rest.get(rest)
-        if plain is None:
-            plain = plain_rest[rest] = "/" not in rest and not _DIGITS.search(rest)
-        if not (plain and stem.isascii() and stem.isdigit()):
+        stem, _, rest = rel.partition(".")
+        if rest not in folded:
+            if not rest or "/" in rest or _DIGITS.search(rest):
+                return sorted(relpaths, key=_path_key)
+            folded[rest] = ("." + rest).casefold()
+        if not (stem.isascii() and stem.isdigit()):
             return sorted(relpaths, key=_path_key)
-        keys.append((int(stem), rest.casefold(), rel))
-    keys.sort()
-    return [k[2] for k in keys]
+        add(int(stem))
+    if len(set(folded.values())) <= 1 and len(set(numbers)) == len(numbers):
+        order = sorted(range(len(numbers)), key=numbers.__getitem__)
+        return [relpaths[i] for i in order]
+    exts = [folded[rel.partition(".")[2]] for rel in relpaths]
+    keys = sorted(zip(numbers, exts, relpaths, strict=True))
+    return [rel for _, _, rel in keys]
 
 
 def normalize_extensions(extensions):
@@ -361,24 +368,21 @@ def _scan_class(class_dir, exts, with_stat):
                 if name[0] == ".":
                     continue
                 try:
-                    if entry.is_dir():
+                    if entry.is_file():  # most entries: one call, no stat
+                        if name.endswith(suffixes) or name.lower().endswith(suffixes):
+                            add_rel(name)
+                            if with_stat:  # where os.stat takes no dir_fd
+                                st = entry.stat()
+                                add_size(st.st_size)
+                                add_mtime(st.st_mtime_ns)
+                                add_ctime(st.st_ctime_ns)
+                                add_inode(st.st_ino)
+                    elif entry.is_dir():
                         if name not in _IGNORED_DIRS:
                             subdirs.append(name)
-                    elif not (
-                        name.endswith(suffixes) or name.lower().endswith(suffixes)
-                    ):
-                        continue
-                    elif entry.is_file():
-                        add_rel(name)
-                        if with_stat:  # where os.stat takes no dir_fd
-                            st = entry.stat()
-                            add_size(st.st_size)
-                            add_mtime(st.st_mtime_ns)
-                            add_ctime(st.st_ctime_ns)
-                            add_inode(st.st_ino)
-                    else:
+                    elif name.endswith(suffixes) or name.lower().endswith(suffixes):
                         special.append((name, _special(entry.stat().st_mode)))
-                except OSError:
+                except OSError:  # a broken link (is_file is False) or a loop
                     if name.endswith(suffixes) or name.lower().endswith(suffixes):
                         add_broken(name)
 
