@@ -102,7 +102,9 @@ class NearestMeanImageClassifier(
         Nearest shrunken centroids, exactly as
         :class:`sklearn.neighbors.NearestCentroid`: each centroid's
         standardized offset from the overall mean is soft-thresholded by this
-        amount.
+        amount.  Data with no variance within the classes at all (every row
+        equal to its class's centroid) cannot be shrunk: a ``ValueError``, as
+        scikit-learn raises.
 
     priors : {"uniform", "empirical"} or array-like of shape (n_classes,), \
             default="uniform"
@@ -189,8 +191,14 @@ class NearestMeanImageClassifier(
 
     **Chunking.**  ``X`` goes to the device ``batch_size`` rows at a time in
     its stored dtype and is upcast there: uint8 images are never copied whole
-    into floating point.  float64 input is computed in float64, everything else
-    in float32; sums are accumulated in float64 (float32 on MPS).  Each
+    into floating point.  Dtypes float32 holds exactly (8- and 16-bit
+    integers, bool, float16, float32) are computed in float32, the rest
+    (float64, 32- and 64-bit integers) in float64; each chunk's class sums are
+    taken in that dtype, and accumulated in float64 (float32 on MPS).  For
+    integer images the float32 chunk sums are exact, so :meth:`partial_fit`,
+    ``batch_size`` and fitting across workers give bit for bit the model
+    :meth:`fit` gives; for float32 input they agree to float32 rounding
+    (within rows-per-chunk * 2**-24 times the data's range).  Each
     chunk's distances are turned there into what the method returns (labels,
     probabilities, scores) and only that comes back to the host.
 
@@ -383,6 +391,16 @@ class NearestMeanImageClassifier(
             centers, scatter = stats.means(), stats.within_class_scatter()
         else:
             centers, scatter = medians
+        if self.shrink_threshold and not (scatter > 0).any():
+            # Shrinking divides by the within-class spread: with none there
+            # is nothing to shrink by (scikit-learn's NearestCentroid raises
+            # too), and every centroid would silently become the overall mean.
+            raise ValueError(
+                "All features have zero variance within the classes (every row "
+                "equals its class's centroid), and shrink_threshold divides by it. "
+                "Fit on data that varies within a class, or set "
+                "shrink_threshold=None."
+            )
         self.classes_ = classes
         # Plain numpy arrays, not the ClassStats object: pickles and skops
         # files then name no sk_template type but the estimator itself.
@@ -524,6 +542,19 @@ class NearestMeanImageClassifier(
 
     def decision_function(self, X):
         """Log posterior of each class, up to a constant per sample.
+
+        These are the log posteriors of the probability model in the Notes
+        (for ``"euclidean"``, ``-d_k**2 / (2 * within_class_std_**2) +
+        log(class_prior_[k])``), not the values of scikit-learn's
+        ``NearestCentroid.decision_function``, which is the discriminant
+        ``-sum_j ((x_j - c_kj) / s_j)**2 + 2 log(prior_k)`` with one standard
+        deviation ``s_j`` per feature (``within_class_std_dev_``, over
+        ``n - n_classes`` rows).  The two are scaled differently, and unless
+        every ``s_j`` is the same they are not even proportional: when they
+        are, and the priors are uniform, ours is ``n / (2 (n - n_classes))``
+        times scikit-learn's, up to a constant per sample (0.75 on
+        scikit-learn's toy data, 6 rows of 2 classes).  Compare the decisions
+        (:meth:`predict`), not the values.
 
         Parameters
         ----------

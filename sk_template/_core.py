@@ -440,7 +440,9 @@ def _reference_row(X):
         row = row.detach().cpu().double().numpy()
     else:
         floating = np.dtype(row.dtype).kind == "f"
-    row = np.asarray(row, dtype=np.float64)
+    # A copy: a view of a read-only X (a memory map, a pandas frame) would
+    # make torch warn when it wraps the shift, and pin X in the fitted state.
+    row = np.array(row, dtype=np.float64)
     return row if floating else np.zeros_like(row)
 
 
@@ -478,7 +480,8 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
     if sample_weight is None:
         ones = torch.ones(rows, dtype=acc, device=device)
     else:
-        sample_weight = torch.as_tensor(np.asarray(sample_weight, dtype=np.float64))
+        # A copy (one float per row): the weights may be a read-only array.
+        sample_weight = torch.tensor(np.asarray(sample_weight, dtype=np.float64))
         square_buffer = torch.empty((rows, n_features), dtype=dtype, device=device)
     for start, stop, chunk in iter_chunks(
         X, device=device, dtype=dtype, batch_size=rows, shift=shift_t

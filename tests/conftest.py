@@ -3,6 +3,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,37 @@ def mnist_mirror(tmp_path, monkeypatch):
         table[name] = hashlib.md5(data).hexdigest()
     monkeypatch.setattr(_mnist, "MNIST_MD5", table)
     return folder
+
+
+class _Unblocker:
+    """Opens the write end of a FIFO whenever a reader waits on it, so that a
+    load that wrongly opens the FIFO fails this test instead of hanging it."""
+
+    def __init__(self, fifo):
+        self.fifo, self.opened = fifo, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:  # succeeds only while a reader has the FIFO open
+                os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
+                self.opened += 1
+            except OSError:
+                time.sleep(0.01)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def fifo_unblocker():
+    """``fifo_unblocker(path)``: a context in which a read that wrongly opens
+    the FIFO ``path`` fails (reading nothing) instead of hanging the test run;
+    its ``opened`` counts such opens."""
+    return _Unblocker

@@ -157,6 +157,93 @@ def test_proba_is_soft_and_follows_the_documented_model(metric):
         assert_allclose(clf.decision_function(X), log_odds, rtol=1e-8, atol=1e-8)
 
 
+# Two classes of two points each, one unit from their centroids (0, 1) and
+# (4, 1): the pooled within-class variance is 4 / (4 rows * 2 features) = 0.5.
+X_UNIT = np.array([[0, 0], [0, 2], [4, 0], [4, 2]], dtype=np.float64)
+Y_UNIT = np.array([0, 0, 1, 1])
+
+
+def _log_likelihoods(metric, X, centroids, s2, mean_sq_norm):
+    """The Notes' models, written out from the docstring in numpy."""
+    if metric == "euclidean":  # Gaussian: -d**2 / (2 s**2)
+        d = np.sqrt(((X[:, None] - centroids[None]) ** 2).sum(-1))
+        return -(d**2) / (2 * s2)
+    if metric == "manhattan":  # Laplace of the same variance: -sqrt(2) d / s
+        d = np.abs(X[:, None] - centroids[None]).sum(-1)
+        return -np.sqrt(2) * d / np.sqrt(s2)
+    # Gaussian around the ray through the centroid: -m d / s**2
+    unit_x = X / np.linalg.norm(X, axis=1, keepdims=True)
+    unit_c = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+    return -mean_sq_norm * (1 - unit_x @ unit_c.T) / s2
+
+
+@pytest.mark.parametrize(
+    "metric, expected",
+    [
+        # log-odds of class 0 at (1, 1), at distances 1 and 3:
+        ("euclidean", -(1**2) / (2 * 0.5) + 3**2 / (2 * 0.5)),  # 8
+        ("manhattan", -np.sqrt(2) * 1 / np.sqrt(0.5) + np.sqrt(2) * 3 / np.sqrt(0.5)),
+        # m = (0 + 4 + 16 + 20) / 4 = 10, cosine distances 1 - 1/sqrt(2) and
+        # 1 - 5/sqrt(34)
+        ("cosine", -10 * (1 - 1 / np.sqrt(2)) / 0.5 + 10 * (1 - 5 / np.sqrt(34)) / 0.5),
+    ],
+)
+def test_probability_models_known_answers(metric, expected):
+    clf = NearestMeanImageClassifier(metric=metric).fit(X_UNIT, Y_UNIT)
+    assert clf.within_class_std_ == pytest.approx(np.sqrt(0.5), rel=1e-12)
+    proba = clf.predict_proba([[1.0, 1.0]])
+    assert_allclose(proba[0, 0], 1 / (1 + np.exp(-expected)), rtol=1e-9)
+    assert_allclose(clf.decision_function([[1.0, 1.0]]), [-expected], rtol=1e-9)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_probability_models_follow_their_formulas(metric):
+    """predict_proba, predict_log_proba and decision_function against the
+    documented model, computed independently, with non-uniform priors."""
+    rng = np.random.RandomState(0)
+    centers = rng.uniform(1, 5, size=(3, 4))
+    y = rng.randint(0, 3, size=300)
+    X = centers[y] + 0.8 * rng.randn(300, 4)
+    priors = np.array([0.5, 0.3, 0.2])
+    clf = NearestMeanImageClassifier(metric=metric, priors=priors).fit(X, y)
+    centroids = np.stack([X[y == k].mean(axis=0) for k in range(3)])
+    s2 = ((X - centroids[y]) ** 2).sum() / X.size  # pooled, per feature
+    mean_sq_norm = (X**2).sum(axis=1).mean()
+    T = centers[[0, 1, 2, 0]] + rng.randn(4, 4)
+    log_post = _log_likelihoods(metric, T, centroids, s2, mean_sq_norm)
+    log_post += np.log(priors)
+    log_proba = log_post - np.logaddexp.reduce(log_post, axis=1, keepdims=True)
+    assert_allclose(clf.predict_log_proba(T), log_proba, rtol=1e-9, atol=1e-9)
+    assert_allclose(clf.predict_proba(T), np.exp(log_proba), rtol=1e-9, atol=1e-12)
+    scores = clf.decision_function(T)  # the log posterior, up to a constant
+    assert_allclose(
+        scores - scores.mean(axis=1, keepdims=True),
+        log_post - log_post.mean(axis=1, keepdims=True),
+        rtol=1e-9,
+        atol=1e-9,
+    )
+
+
+def test_decision_function_scale_against_nearest_centroid():
+    """Documented difference: scikit-learn's NearestCentroid.decision_function
+    is ESL's discriminant with per-feature variances over n - n_classes rows;
+    ours is our log posterior. With equal per-feature variances, ours is
+    n / (2 (n - n_classes)) times theirs: 0.75 on scikit-learn's toy data."""
+    X = np.array([[-2, -1], [-1, -1], [-1, -2], [1, 1], [1, 2], [2, 1]], float)
+    y = np.array([-1, -1, -1, 1, 1, 1])
+    T = np.array([[-1, -1], [2, 2], [3, 2]], float)
+    ref = NearestCentroid().fit(X, y)
+    assert_allclose(ref.within_class_std_dev_, ref.within_class_std_dev_[0])
+    ours = NearestMeanImageClassifier().fit(X, y)
+    n, n_classes = len(X), 2
+    assert_allclose(
+        ours.decision_function(T),
+        n / (2 * (n - n_classes)) * ref.decision_function(T),
+        rtol=1e-12,
+    )
+    assert_array_equal(ours.predict(T), ref.predict(T))
+
+
 def test_binary_decision_function_is_one_dimensional():
     clf = NearestMeanImageClassifier().fit(X_TOY, Y_TOY)
     scores = clf.decision_function(T_TOY)
@@ -402,6 +489,52 @@ def test_read_only_and_memory_mapped_input(tmp_path, digits):
         assert_array_equal(clf.predict(X_test), ref.predict(X_test))
 
 
+@pytest.fixture
+def torch_warns_every_time():
+    """torch warns of a non-writable array once per process; make it warn
+    every time, so that a test cannot pass because another test warned first."""
+    before = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    yield
+    torch.set_warn_always(before)
+
+
+def test_read_only_float_input_fits_without_warnings(
+    tmp_path, digits, torch_warns_every_time
+):
+    """Memory maps and pandas 3 DataFrames give read-only float64 arrays; their
+    first row (the shift of the sums) and read-only weights reached torch."""
+    X_train, X_test, y_train, _ = digits
+    X = X_train.astype(np.float64)
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    weights = np.ones(len(X))
+    weights.flags.writeable = False
+    inputs = [mapped, mapped.astype(np.float32)]
+    inputs[1].flags.writeable = False
+    pd = None
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is optional
+        pass
+    if pd is not None:
+        inputs.append(pd.DataFrame(X))
+    ref = NearestMeanImageClassifier().fit(X, y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for data in inputs:
+            for metric in METRICS:
+                clf = NearestMeanImageClassifier(metric=metric)
+                clf.fit(data, y_train, sample_weight=weights)
+                clf.partial_fit(data, y_train)
+                clf.predict_proba(data)
+            clf = NearestMeanImageClassifier(centroid="median", shrink_threshold=0.1)
+            clf.fit(data, y_train, sample_weight=weights).predict(X_test)
+    clf = NearestMeanImageClassifier().fit(mapped, y_train)
+    assert_allclose(clf.centroids_, ref.centroids_, rtol=1e-12)
+    assert clf._stats.shift.flags.writeable  # a copy, not a view of the map
+
+
 # ---------------------------------------------------------------- sklearn tools
 def test_pipeline_gridsearch_cross_val_score(digits):
     X_train, X_test, y_train, y_test = digits
@@ -627,6 +760,115 @@ def test_large_integers_are_computed_in_float64():
     ours = NearestMeanImageClassifier().fit(X, y)
     assert_allclose(ours.centroids_.ravel(), [10**9 + 1, 10**9 + 21])
     assert_array_equal(ours.predict(X), NearestCentroid().fit(X, y).predict(X))
+
+
+def _distance_errors(metric, X, clf):
+    """|ours - pairwise_distances in float64|, over the README's scale."""
+    ours = clf.transform(X)
+    ref = pairwise_distances(X.astype(np.float64), clf.centroids_, metric=metric)
+    Xf, C = X.astype(np.float64), clf.centroids_
+    if metric == "euclidean":  # the squared distance, against |x|^2 + |c|^2
+        scale = (Xf**2).sum(1)[:, None] + (C**2).sum(1)[None]
+        return np.abs(ours**2 - ref**2) / scale
+    if metric == "manhattan":  # against |x|_1 + |c|_1
+        scale = np.abs(Xf).sum(1)[:, None] + np.abs(C).sum(1)[None]
+        return np.abs(ours - ref) / scale
+    return np.abs(ours - ref)  # cosine: absolute, distances lie in [0, 2]
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("data", ["digits", "random 28x28", "MNIST"])
+def test_float32_distances_are_within_the_documented_bounds(
+    request, digits, metric, data
+):
+    """README: in float32 (uint8 images), against pairwise_distances in float64,
+    euclidean |d^2 error| <= 1e-6 (|x|^2 + |c|^2), manhattan |error| <= 1e-6
+    (|x|_1 + |c|_1), cosine |error| <= 1e-6; rows equal to a rounded centroid
+    included, where relative errors are largest."""
+    rng = np.random.RandomState(0)
+    if data == "digits":
+        X, _, y, _ = digits
+    elif data == "random 28x28":
+        X = rng.randint(0, 256, size=(3000, 784)).astype(np.uint8)
+        X[: len(X) // 2] //= 2
+        y = np.repeat([0, 1, 2], 1000)
+    else:  # skipped when the real MNIST is absent
+        (X, y), (X_test, _) = request.getfixturevalue("mnist")
+    clf = NearestMeanImageClassifier(metric=metric).fit(X, y)
+    near = np.round(clf.centroids_).astype(np.uint8)
+    T = np.concatenate([X if data != "MNIST" else X_test, near])
+    assert clf.transform(T[:1]).dtype == np.float64
+    assert _distance_errors(metric, T, clf).max() <= 1e-6
+
+
+def test_integer_images_fit_exactly_however_split(digits):
+    """README: partial_fit, integer weights, batch_size and fit_blocks give
+    exactly the model fit gives for integer images: the sums are exact."""
+    from sk_template import fit_blocks
+
+    X, _, y, _ = digits
+    full = NearestMeanImageClassifier().fit(X, y)
+    rng = np.random.RandomState(0)
+    models = []
+    inc = NearestMeanImageClassifier()
+    for part in np.array_split(rng.permutation(len(X)), 5):
+        inc.partial_fit(X[part], y[part], classes=np.arange(10))
+    models.append(inc)
+    models += [NearestMeanImageClassifier(batch_size=b).fit(X, y) for b in (1, 7, 100)]
+    blocks = [(X[i::4], y[i::4]) for i in range(4)]
+    models.append(fit_blocks(NearestMeanImageClassifier(), blocks, classes=range(10)))
+    for model in models:
+        assert_array_equal(model.centroids_, full.centroids_)
+        assert model.within_class_std_ == full.within_class_std_
+    # Integer weights: exact sums of weighted pixels while a chunk's sums stay
+    # below 2**24 (here 1,257 rows * 255 * 3); weighted squares are rounded.
+    w = rng.randint(0, 4, size=len(X))
+    weighted = NearestMeanImageClassifier().fit(X, y, sample_weight=w)
+    repeated = NearestMeanImageClassifier().fit(np.repeat(X, w, 0), np.repeat(y, w))
+    assert_array_equal(weighted.centroids_, repeated.centroids_)
+    assert weighted.within_class_std_ == pytest.approx(repeated.within_class_std_)
+
+
+@pytest.mark.parametrize("batch_size", ["auto", 100, 65536])
+def test_float32_centroids_are_within_the_documented_bound(batch_size):
+    """README: float32 input's chunk sums are rounded in float32, so each way
+    of fitting is within (rows per chunk) * 2**-24 * (the data's range) of the
+    exact mean, and they agree with each other to that, not exactly."""
+    from sk_template import fit_blocks
+    from sk_template._core import batch_rows
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(20_000, 16).astype(np.float32)
+    y = rng.randint(0, 3, size=len(X))
+    w = rng.randint(0, 4, size=len(X))
+    rows = min(batch_rows(batch_size, X.shape[1]), 65536, len(X))
+    bound = rows * 2.0**-24 * np.abs(X - X[0]).max()
+    Xd = X.astype(np.float64)
+    exact = np.stack([Xd[y == k].mean(axis=0) for k in range(3)])
+    exact_w = np.stack([np.average(Xd[y == k], 0, w[y == k]) for k in range(3)])
+    make = lambda: NearestMeanImageClassifier(batch_size=batch_size)  # noqa: E731
+    inc = make()
+    for part in np.array_split(rng.permutation(len(X)), 3):
+        inc.partial_fit(X[part], y[part], classes=range(3))
+    blocks = [(X[i::3], y[i::3]) for i in range(3)]
+    for model in (make().fit(X, y), inc, fit_blocks(make(), blocks, classes=range(3))):
+        assert np.abs(model.centroids_ - exact).max() <= bound
+    weighted = make().fit(X, y, sample_weight=w)
+    assert np.abs(weighted.centroids_ - exact_w).max() <= bound
+    assert np.abs(make().fit(X, y).centroids_ - exact).max() > 0  # not exact
+
+
+# README: dtypes float32 holds exactly are computed in float32, the rest in float64.
+IN_FLOAT32 = [np.uint8, np.int8, np.uint16, np.int16, np.bool_, np.float16, np.float32]
+IN_FLOAT64 = [np.int32, np.int64, np.uint32, np.uint64, np.float64]
+
+
+@pytest.mark.parametrize("dtype", IN_FLOAT32 + IN_FLOAT64)
+def test_compute_dtype_is_the_documented_one(dtype):
+    from sk_template._core import compute_dtype
+
+    expected = torch.float32 if dtype in IN_FLOAT32 else torch.float64
+    assert compute_dtype(np.zeros((2, 3), dtype), torch.device("cpu")) == expected
 
 
 def test_big_user_chunks_sum_exactly():

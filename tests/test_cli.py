@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -497,6 +498,20 @@ def test_bad_paths_and_images(tmp_path, tree, model_file, capsys):
         assert main(argv) == 1, argv
         one_line_error(capsys, *fragments)
     assert not missing.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_predict_never_opens_a_fifo_found_in_a_folder(
+    tmp_path, tree, model_file, capsys, fifo_unblocker
+):
+    folder = tmp_path / "imgs"
+    shutil.copytree(tree / "valid", folder)
+    fifo = folder / "cat" / "pipe.png"
+    os.mkfifo(fifo)
+    with fifo_unblocker(fifo) as unblocker:
+        assert main(["predict", str(model_file), str(folder), "-q"]) == 1
+    one_line_error(capsys, f"cannot read image {fifo}: a named pipe (FIFO)")
+    assert unblocker.opened == 0
 
 
 def test_bad_images(tmp_path, tree, model_file, capsys):

@@ -234,6 +234,15 @@ def test_natural_sorted_fast_path_agrees_with_general_key():
     assert natural_sorted(names) == sorted(names, key=natural_key)
     mixed = names + ["x1.png", "sub/2.png"]
     assert natural_sorted(mixed)[:3] == ["0.png", "1.png", "2.png"]
+    # One extension (case aside), numbers unique or not, and names the fast
+    # path leaves to the general key.
+    for names in (
+        ["10.png", "2.PNG", "1.png", "30.Png"],
+        ["10.png", "2.png", "02.png", "1.PNG", "1.png"],
+        ["12.", "12", "3.png"],
+        ["5.tar.gz", "4.tar.gz", "10.tar.gz"],
+    ):
+        assert natural_sorted(names) == sorted(names, key=natural_key), names
 
 
 def test_classes_argument_selects_and_orders(digits, tmp_path):

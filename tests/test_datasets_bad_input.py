@@ -11,7 +11,10 @@ from PIL import Image
 from sk_template.datasets import (
     ImageDecodeError,
     SkippedImagesWarning,
+    _cache,
+    _folder,
     _progress,
+    iter_image_folder,
     load_image_folder,
 )
 
@@ -110,6 +113,99 @@ def test_broken_symlink(root):
     os.symlink(root / "gone.png", root / "7" / "link.png")
     with pytest.raises(ImageDecodeError, match=r"link\.png.*cannot open"):
         load_image_folder(root)
+
+
+# -- entries that are not regular files -----------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+@pytest.mark.parametrize("cache", [True, False])
+def test_fifo_named_like_an_image_is_a_bad_file_never_opened(
+    root, cache, fifo_unblocker
+):
+    fifo = root / "7" / "x.png"
+    os.mkfifo(fifo)
+    with fifo_unblocker(fifo) as unblocker:
+        with pytest.raises(ImageDecodeError, match=r"7.x\.png: a named pipe") as info:
+            load_image_folder(root, cache=cache)
+        assert info.value.path == str(fifo)
+        with pytest.raises(ImageDecodeError, match=r"x\.png: a named pipe"):
+            next(iter_image_folder(root))
+        with pytest.warns(SkippedImagesWarning, match=r"7.x\.png \(a named pipe"):
+            bunch = load_image_folder(root, cache=cache, on_error="skip")
+        assert bunch.data.shape == (6, 30)
+        if cache:  # from the cache, with the same warning
+            with pytest.warns(SkippedImagesWarning, match=r"x\.png"):
+                load_image_folder(root, on_error="skip")
+        with pytest.warns(SkippedImagesWarning, match=r"x\.png"):
+            batches = list(iter_image_folder(root, on_error="skip", batch_size=4))
+        assert sum(len(X) for X, _ in batches) == 6
+    assert unblocker.opened == 0  # nobody ever opened it to read
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="no /dev/null")
+@pytest.mark.parametrize("cache", [True, False])
+def test_link_to_a_device_is_a_bad_file(root, cache):
+    (root / "3" / "deep").mkdir()  # in a nested folder of the class
+    os.symlink("/dev/null", root / "3" / "deep" / "null.png")
+    with pytest.raises(ImageDecodeError, match=r"null\.png: a character device") as e:
+        load_image_folder(root, cache=cache)
+    assert e.value.path == str(root / "3" / "deep" / "null.png")
+    with pytest.warns(SkippedImagesWarning, match=r"null\.png"):
+        assert len(load_image_folder(root, on_error="skip", cache=False).data) == 6
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_only_special_files_is_an_error_naming_one(tmp_path, fifo_unblocker):
+    (tmp_path / "a").mkdir()
+    os.mkfifo(tmp_path / "a" / "0.png")
+    with fifo_unblocker(tmp_path / "a" / "0.png") as unblocker:
+        with pytest.raises(ValueError, match=r"None of the 1 image files.*0\.png"):
+            load_image_folder(tmp_path, on_error="skip")
+    assert unblocker.opened == 0
+
+
+# -- the cache folder ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["root", "split"])
+def test_cache_inside_the_image_folder_is_never_a_class(root, tmp_path, where):
+    if where == "split":  # root/train/<class>, the cache in root/train
+        split = tmp_path / "splits" / "train"
+        split.parent.mkdir()
+        os.rename(root, split)
+        root, kwargs, home = split.parent, {"split": "train"}, split
+    else:
+        kwargs, home = {}, root
+    first = load_image_folder(root, data_home=home, **kwargs)
+    assert (home / _cache.CACHE_DIRNAME).is_dir()
+    for _ in range(2):  # from the cache, and not finding the cache as a class
+        again = load_image_folder(root, data_home=home, **kwargs)
+        np.testing.assert_array_equal(again.target_names, [3, 7])
+        np.testing.assert_array_equal(again.data, first.data)
+        np.testing.assert_array_equal(
+            load_image_folder(root, cache=False, **kwargs).data, first.data
+        )
+
+
+# -- memory ---------------------------------------------------------------------
+
+
+def test_arrays_larger_than_memory_are_refused_before_allocating(root, monkeypatch):
+    """Six 6x5 images take 180 bytes: on a machine of 100 bytes that is a clear
+    error, before the array is allocated or anything decoded past the first."""
+    monkeypatch.setattr(_folder, "_total_memory", lambda: 100)
+    monkeypatch.setattr(
+        _folder, "decode_files", lambda *a, **k: pytest.fail("allocated anyway")
+    )
+    with pytest.raises(MemoryError, match=r"6 images of 6x5 pixels") as info:
+        load_image_folder(root)
+    message = str(info.value)
+    assert str(root / "3" / "0.png") in message  # the image that set the size
+    assert "take 180 bytes of memory, more than this machine has (100 bytes)" in message
+    assert "size=(height, width)" in message
+    with pytest.raises(MemoryError, match=r"4 images of 6x5 pixels.*batch_size"):
+        next(iter_image_folder(root, batch_size=4))
 
 
 # -- bad files ---------------------------------------------------------------

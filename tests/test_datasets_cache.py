@@ -1,8 +1,10 @@
 """The on-disk cache of load_image_folder: hits, rebuilds, corruption, mmap."""
 
+import io
 import json
 import os
 import shutil
+import time
 import warnings
 
 import numpy as np
@@ -107,6 +109,56 @@ def test_touched_file_rebuilds(home, root, monkeypatch):
     )
     load_image_folder(root)
     assert calls == [1]
+
+
+def _same_size_png(path, value):
+    """Rewrite ``path`` in place with other pixels and the very same size."""
+    size = path.stat().st_size
+    for attempt in range(256):  # PNG sizes vary a little with the pixels
+        buf = io.BytesIO()
+        pixels = np.full((4, 3), (value + attempt) % 256, np.uint8)
+        Image.fromarray(pixels).save(buf, format="PNG", compress_level=0)
+        if len(buf.getvalue()) == size:
+            with open(path, "r+b") as f:  # in place: the inode is kept
+                f.write(buf.getvalue())
+            return pixels
+    pytest.fail("no PNG of the same size")  # pragma: no cover
+
+
+@pytest.mark.parametrize("how", ["in place (cp -p)", "replaced (rsync -t, tar x)"])
+def test_same_size_rewrite_with_the_mtime_put_back_rebuilds(home, tmp_path, how):
+    """cp -p, rsync -t and tar x keep the size and put the old mtime back; the
+    ctime (which no user tool can set back) or the inode still changes."""
+    root = tmp_path / "pics"
+    for label in (0, 1):
+        (root / str(label)).mkdir(parents=True)
+        for i in range(3):
+            pixels = np.full((4, 3), 10 * i + label, np.uint8)
+            Image.fromarray(pixels).save(
+                root / str(label) / f"{i}.png", compress_level=0
+            )
+    path = root / "1" / "2.png"
+    before = path.stat()
+    load_image_folder(root)
+    if how.startswith("in place"):
+        # Timestamps tick coarsely (a few ms): rewrite until the ctime moves.
+        while True:
+            pixels = _same_size_png(path, 200)
+            if path.stat().st_ctime_ns != before.st_ctime_ns:
+                break
+            time.sleep(0.01)  # pragma: no cover - the clock has not ticked
+        assert path.stat().st_ino == before.st_ino
+    else:
+        new = tmp_path / "new.png"
+        shutil.copy(path, new)
+        pixels = _same_size_png(new, 200)
+        os.replace(new, path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    bunch = load_image_folder(root)
+    row = list(bunch.filenames).index(str(path))
+    np.testing.assert_array_equal(bunch.images[row], pixels)
 
 
 def test_added_and_removed_files_rebuild(home, root):

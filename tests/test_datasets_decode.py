@@ -1,10 +1,19 @@
 """The decoders: pyspng and Pillow give the same pixels, and the pixel rules hold."""
 
+import struct
+import warnings
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from sk_template.datasets import ImageDecodeError, _decode, load_image_folder
+from sk_template.datasets import (
+    ImageDecodeError,
+    SkippedImagesWarning,
+    _decode,
+    load_image_folder,
+)
 
 RNG = np.random.default_rng(42)
 GREY = RNG.integers(0, 256, size=(6, 7), dtype=np.uint8)
@@ -77,13 +86,118 @@ def test_pyspng_really_decodes_8bit_pngs(pngs, monkeypatch, kind):
     assert calls == [1]
 
 
+def _spy_on_pyspng(monkeypatch):
+    """Record the calls to pyspng.load (which then decodes as usual)."""
+    load = pytest.importorskip("pyspng").load
+    calls = []
+    monkeypatch.setattr(
+        _decode._pyspng, "load", lambda data: calls.append(len(data)) or load(data)
+    )
+    return calls
+
+
 @pytest.mark.parametrize(
     "kind", ["grey_16bit", "bilevel", "palette", "grey_trns", "rgb_trns"]
 )
-def test_pyspng_is_not_used_where_it_differs(pngs, monkeypatch, kind):
+@pytest.mark.parametrize("mode", ["L", None])
+def test_pyspng_is_not_used_where_it_differs(pngs, monkeypatch, kind, mode):
+    calls = _spy_on_pyspng(monkeypatch)
+    out = _decode.decode_file(str(pngs[kind]), mode=mode)
+    assert calls == []  # Pillow decoded it ...
+    # ... with Pillow's pixels.
+    np.testing.assert_array_equal(out, _pillow_only(monkeypatch, pngs[kind], mode=mode))
+
+
+def test_pyspng_errors_other_than_bad_data_are_not_hidden(pngs, monkeypatch):
+    """Only pyspng's own error (data it cannot decode) falls back to Pillow."""
     pytest.importorskip("pyspng")
-    monkeypatch.setattr(_decode._pyspng, "load", None)  # would fail if called
-    _decode.decode_file(str(pngs[kind]), mode="L")
+
+    def out_of_memory(data):
+        raise MemoryError("pyspng could not allocate")
+
+    monkeypatch.setattr(_decode._pyspng, "load", out_of_memory)
+    with pytest.raises(MemoryError, match="pyspng could not allocate"):
+        _decode.decode_file(str(pngs["grey"]))
+
+
+# -- the pixel limit (decompression bombs) ------------------------------------
+
+
+def _png_claiming(width, height, tmp_path):
+    """A small valid-looking RGBA PNG whose header claims width x height."""
+    path = tmp_path / f"bomb_{width}x{height}.png"
+    Image.fromarray(RGBA).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # its CRC
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("use_pyspng", [True, False])
+def test_decompression_bomb_is_refused_before_decoding(
+    tmp_path, monkeypatch, use_pyspng
+):
+    """A 20000x20000 RGBA header (1.6 GB of pixels) in a file of a few hundred
+    bytes: refused from its header under Pillow's default limit, whichever
+    decoder would have decoded it."""
+    monkeypatch.setattr(_decode, "USE_PYSPNG", use_pyspng)
+    calls = []
+
+    def spy(data):  # stands in for pyspng: never really allocates here
+        calls.append(1)
+        raise RuntimeError("pyspng: stand-in")
+
+    if _decode._pyspng is not None:
+        monkeypatch.setattr(_decode._pyspng, "load", spy)
+    path = _png_claiming(20000, 20000, tmp_path)
+    with pytest.raises(ImageDecodeError, match="MAX_IMAGE_PIXELS") as info:
+        _decode.decode_file(str(path), mode="RGBA")
+    assert info.value.path == str(path)
+    assert "is 400,000,000 pixels" in info.value.reason
+    assert calls == []
+
+
+@pytest.mark.parametrize("use_pyspng", [True, False])
+@pytest.mark.parametrize("fmt", ["png", "bmp"])
+def test_pixel_limit_is_pillows_on_every_decoder(
+    tmp_path, monkeypatch, use_pyspng, fmt
+):
+    """Over PIL.Image.MAX_IMAGE_PIXELS: a warning naming the file; over twice
+    it: an error naming it; None: no limit."""
+    monkeypatch.setattr(_decode, "USE_PYSPNG", use_pyspng)
+    calls = _spy_on_pyspng(monkeypatch) if _decode._pyspng is not None else []
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20)  # the image has 42 pixels
+    Image.fromarray(GREY).save(tmp_path / f"x.{fmt}")
+    path = str(tmp_path / f"x.{fmt}")
+    with pytest.raises(ImageDecodeError, match="over twice PIL.Image.MAX_IMAGE_PIXELS"):
+        _decode.decode_file(path)
+    assert calls == []
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40)
+    with pytest.warns(Image.DecompressionBombWarning, match=rf"x\.{fmt}: 7x6") as rec:
+        out = _decode.decode_file(path)
+    assert len(rec) == 1  # ours, not Pillow's as well
+    np.testing.assert_array_equal(out, GREY)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(_decode.decode_file(path), GREY)
+
+
+def test_too_big_images_are_bad_files_in_a_folder(tmp_path, monkeypatch):
+    root = tmp_path / "digits"
+    for label in (3, 7):
+        (root / str(label)).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(GREY).save(root / str(label) / f"{i}.png")
+    Image.fromarray(np.zeros((60, 70), np.uint8)).save(root / "7" / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # big.png has 4200
+    with pytest.raises(ImageDecodeError, match=r"big\.png: 70x60") as info:
+        load_image_folder(root, cache=False)
+    assert "MAX_IMAGE_PIXELS" in str(info.value)
+    with pytest.warns(SkippedImagesWarning, match=r"big\.png"):
+        bunch = load_image_folder(root, cache=False, on_error="skip")
+    assert bunch.data.shape == (4, 42)
 
 
 def test_colour_key_transparency_is_applied(pngs):

@@ -126,6 +126,33 @@ def test_shrinking_with_a_single_class_seen_so_far():
     assert_array_equal(inc.predict(X_TOY), [0] * len(X_TOY))
 
 
+@pytest.mark.parametrize("centroid", ["mean", "median"])
+def test_shrinking_without_within_class_variance_raises_like_sklearn(centroid):
+    """Every row equals its class's centroid: there is no spread to shrink by.
+    scikit-learn raises "All features have zero variance"; so do we, instead
+    of collapsing every centroid to the overall mean."""
+    X = np.array([[0, 0], [0, 0], [9, 9], [9, 9]], dtype=np.uint8)
+    y = [0, 0, 1, 1]
+    clf = NearestMeanImageClassifier(centroid=centroid, shrink_threshold=0.5)
+    with pytest.raises(ValueError, match="All features have zero variance"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "classes_")  # nothing half-fitted
+    with warnings.catch_warnings():  # its own warnings about zero deviations
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="All features have zero variance"):
+            NearestCentroid(shrink_threshold=0.5).fit(np.ones((4, 2)), y)
+    with pytest.raises(ValueError, match="All features have zero variance"):
+        clf.fit(np.ones((4, 2)), y)
+    if centroid == "mean":
+        with pytest.raises(ValueError, match="shrink_threshold=None"):
+            NearestMeanImageClassifier(shrink_threshold=0.5).partial_fit(
+                X, y, classes=[0, 1]
+            )
+    # Without shrinking the model is defined, and separates the classes.
+    plain = NearestMeanImageClassifier(centroid=centroid).fit(X, y)
+    assert_array_equal(plain.predict(X), y)
+
+
 def test_bad_shrink_threshold():
     with pytest.raises(ValueError, match="'shrink_threshold' parameter"):
         NearestMeanImageClassifier(shrink_threshold=-1).fit(X_TOY, Y_TOY)

@@ -51,7 +51,8 @@ def add_arguments(p):
 
 def _image_files(inputs):
     """Image files of ``inputs``: files as given, folders searched recursively."""
-    from ..datasets._discover import IMAGE_EXTENSIONS, natural_key
+    from ..datasets import ImageDecodeError
+    from ..datasets._discover import IMAGE_EXTENSIONS, natural_key, special_file
 
     files = []
     for item in inputs:
@@ -68,6 +69,9 @@ def _image_files(inputs):
                 )
             if not found:
                 raise ValueError(f"no image files in the folder {path}.")
+            for name in found:  # a FIFO found in a folder would block the read
+                if reason := special_file(name):
+                    raise ImageDecodeError(name, reason)
             found.sort(key=lambda p: [natural_key(part) for part in Path(p).parts])
             files.extend(found)
         elif path.exists():

@@ -10,7 +10,8 @@ One folder per (image folder, loading options) under
 
 Each entry is written under a temporary name and renamed into place, so a
 reader sees a whole entry or none. ``meta.json`` holds a fingerprint of every
-file's path, size and mtime: any change to the folder rebuilds the entry. An
+file's path, size, mtime, ctime and inode: any change to the folder rebuilds
+the entry, even a same-size rewrite with the old mtime put back. An
 entry that cannot be read back exactly as its metadata describes is rebuilt
 with a :class:`CacheWarning`, never trusted. Whenever an entry is written,
 entries of image folders that no longer exist are deleted.

@@ -40,10 +40,19 @@ averages blocks of pixels, like an area filter), never below the output size,
 so the filter only ever bridges less than a factor of two, where bilinear and
 bicubic differ little and bilinear is the faster. An image already of the
 output size is not resampled at all, whatever the policy.
+
+Size limit, the same for every decoder: each decoder reads the image size from
+the file's header and passes it to :func:`check_pixel_limit` before decoding
+any pixels, which applies Pillow's guard against decompression bombs,
+``PIL.Image.MAX_IMAGE_PIXELS`` (about 89 million pixels unless changed; None
+turns it off), as Pillow itself does: over the limit, a
+``DecompressionBombWarning`` naming the file and the image is decoded; over
+twice the limit, an :class:`ImageDecodeError` and nothing is decoded.
 """
 
 import io
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -76,6 +85,7 @@ RESAMPLE = Image.Resampling.BILINEAR
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK_HEAD = struct.Struct(">I4s")  # a PNG chunk's length and type
 _CRC = struct.Struct(">I")
+_PNG_SIZE = struct.Struct(">II")  # IHDR's width and height
 # PNG colour types pyspng decodes exactly at 8 bits, and Pillow's mode for them.
 _SPNG_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}
 _KEEP_MODES = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "1": "L"}
@@ -113,6 +123,43 @@ def read_file(path):
         return data
     finally:
         os.close(fd)
+
+
+def check_pixel_limit(path, width, height):
+    """Apply ``PIL.Image.MAX_IMAGE_PIXELS`` to an image of ``width x height``.
+
+    Every decoder calls this with the size read from the file's header before
+    it decodes (and allocates) any pixels. Like Pillow: nothing happens when
+    the limit is None; over the limit, a ``DecompressionBombWarning`` naming
+    the file; over twice the limit, :class:`ImageDecodeError`.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    # As Pillow counts: max(1, width) * max(1, height), for sizes >= 0.
+    pixels = (width or 1) * (height or 1)
+    if limit is None or pixels <= limit:  # every call: kept cheap
+        return
+    if pixels > 2 * limit:
+        raise ImageDecodeError(path, _too_big(f"{width}x{height}", pixels, limit))
+    if pixels > limit:
+        warnings.warn(
+            f"{path}: {width}x{height} is {pixels:,} pixels, over "
+            f"PIL.Image.MAX_IMAGE_PIXELS ({limit:,}), Pillow's guard against "
+            "decompression bombs; decoded anyway, as Pillow does up to twice the "
+            "limit. Raise PIL.Image.MAX_IMAGE_PIXELS to load such images without "
+            "this warning.",
+            Image.DecompressionBombWarning,
+            stacklevel=2,
+        )
+
+
+def _too_big(size, pixels, limit):
+    """The reason of the error for an image over twice the pixel limit."""
+    count = "" if pixels is None else f" {pixels:,} pixels,"
+    return (
+        f"{size} is{count} over twice PIL.Image.MAX_IMAGE_PIXELS ({limit:,}), "
+        "Pillow's guard against decompression bombs; raise "
+        "PIL.Image.MAX_IMAGE_PIXELS (None turns it off) to load images this large"
+    )
 
 
 def _target_mode(im, mode):
@@ -273,16 +320,34 @@ def _draft(im, size, resize):
     return 1 if drafted is None else round(width / drafted[1][2])
 
 
+def _open_pillow(data, path):
+    """``Image.open`` (which reads only the header), then the size limit."""
+    with warnings.catch_warnings():
+        # check_pixel_limit warns instead, naming the file.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:
+            # Pillow's own check, over twice the limit, stops Image.open
+            # before it tells the size: say what check_pixel_limit says.
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            pixels = int(found[1]) if found else None
+            reason = _too_big("the image", pixels, Image.MAX_IMAGE_PIXELS)
+            raise ImageDecodeError(path, reason) from None
+    check_pixel_limit(path, *im.size)
+    return im
+
+
 def _decode_pillow(data, mode, size, resize, path):
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with _open_pillow(data, path) as im:
             full, scale = im.size, 1
             if size is not None and im.format in ("JPEG", "MPO"):
                 scale = _draft(im, _stored(size, _orientation(im)), resize)
             im.load()
             arr = _finish(im, mode, size, resize, path, full, scale)
-    except ImageDecodeError:
-        raise
+    except (ImageDecodeError, Image.DecompressionBombWarning):
+        raise  # ours, or check_pixel_limit's warning turned into an error
     except UnidentifiedImageError:
         fmt = _format_from_signature(data)
         reason = (
@@ -328,9 +393,11 @@ def _spng_mode(data):
 
 
 def _decode_spng(data, stored, mode, size, resize, path):
+    width, height = _PNG_SIZE.unpack_from(data, 16)  # IHDR's
+    check_pixel_limit(path, width, height)
     try:
         arr = _pyspng.load(data)
-    except Exception:
+    except RuntimeError:  # pyspng's only error: data it cannot decode
         return None  # let Pillow decode it, or name what is wrong with it
     if (mode is None or mode == stored) and (
         size is None or arr.shape[:2] == tuple(size)
@@ -378,6 +445,7 @@ def _jpeg_frame(data):
 
 def _decode_simplejpeg(data, frame, mode, size, resize, path):
     height, width, components = frame
+    check_pixel_limit(path, width, height)
     scale = 1 if size is None else jpeg_scale(width, height, size, resize)
     shape = (-(-height // scale), -(-width // scale))  # libjpeg rounds up
     colour = components == 3

@@ -2,7 +2,9 @@
 
 Layouts: ``root/<class>/<image>`` and ``root/<split>/<class>/<image>``. Images
 may sit in nested folders inside a class folder (they belong to that class).
-Hidden entries (names starting with ".") and non-image files are ignored.
+Hidden entries (names starting with "."), non-image files, ``__MACOSX`` and
+the cache's own folder are ignored. Entries named like images that are not
+regular files (FIFOs, devices, sockets) are listed apart and never opened.
 """
 
 import hashlib
@@ -11,8 +13,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFSOCK, S_ISDIR, S_ISREG
 
 import numpy as np
+
+from ._cache import CACHE_DIRNAME
 
 IMAGE_EXTENSIONS = frozenset(
     {
@@ -28,11 +33,12 @@ IMAGE_EXTENSIONS = frozenset(
         ".webp",
     }
 )
-# Folders that archivers leave behind and that are never classes.
-_IGNORED_DIRS = frozenset({"__MACOSX"})
+# Folders that are never classes: what archivers leave behind, and the cache
+# of load_image_folder (a data_home inside the image folder puts it there).
+_IGNORED_DIRS = frozenset({"__MACOSX", CACHE_DIRNAME})
 _DIGITS = re.compile(r"([0-9]+)")
 _INTEGER = re.compile(r"-?[0-9]+")
-_SCANDIR_FD = os.scandir in os.supports_fd
+_STAT_AT = os.stat in os.supports_dir_fd and os.listdir in os.supports_fd
 
 
 def natural_key(text):
@@ -55,20 +61,27 @@ def natural_sorted(relpaths):
     """``relpaths`` sorted by :func:`natural_key`, part by part of each path.
 
     Names that are a number and a digit-free extension ("12.png", the usual
-    case) take a fast path that gives the same order as the general one.
+    case) take a fast path that gives the same order as the general one: by
+    the number alone when the extensions are one (case aside) and no two
+    numbers are equal, else by number, extension and name.
     """
-    keys, plain_rest = [], {}
+    numbers, folded = [], {}  # the extensions seen, casefolded
+    add = numbers.append
     for rel in relpaths:
-        stem, dot, rest = rel.partition(".")
-        rest = dot + rest
-        plain = plain_rest.get(rest)
-        if plain is None:
-            plain = plain_rest[rest] = "/" not in rest and not _DIGITS.search(rest)
-        if not (plain and stem.isascii() and stem.isdigit()):
+        stem, _, rest = rel.partition(".")
+        if rest not in folded:
+            if not rest or "/" in rest or _DIGITS.search(rest):
+                return sorted(relpaths, key=_path_key)
+            folded[rest] = ("." + rest).casefold()
+        if not (stem.isascii() and stem.isdigit()):
             return sorted(relpaths, key=_path_key)
-        keys.append((int(stem), rest.casefold(), rel))
-    keys.sort()
-    return [k[2] for k in keys]
+        add(int(stem))
+    if len(set(folded.values())) <= 1 and len(set(numbers)) == len(numbers):
+        order = sorted(range(len(numbers)), key=numbers.__getitem__)
+        return [relpaths[i] for i in order]
+    exts = [folded[rel.partition(".")[2]] for rel in relpaths]
+    keys = sorted(zip(numbers, exts, relpaths, strict=True))
+    return [rel for _, _, rel in keys]
 
 
 def normalize_extensions(extensions):
@@ -257,53 +270,132 @@ def _ordered_class_names(base, exts):
     return [names[i] for i in order]
 
 
+# What a listed entry is when it is not a regular file (after following links).
+_SPECIAL_KINDS = {
+    S_IFIFO: "a named pipe (FIFO)",
+    S_IFSOCK: "a socket",
+    S_IFCHR: "a character device",
+    S_IFBLK: "a block device",
+}
+
+
+def _special(mode):
+    """Why a file of ``mode`` (not a regular file or a folder) is not read."""
+    kind = _SPECIAL_KINDS.get(S_IFMT(mode), "something")
+    return f"{kind}, not a regular file: never opened"
+
+
+def special_file(path):
+    """Why ``path`` (links followed) must not be opened, or None.
+
+    A reason for FIFOs, devices and sockets; None for regular files and
+    folders, and for paths that cannot be stat'ed (opening them fails fast).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return None if S_ISREG(mode) or S_ISDIR(mode) else _special(mode)
+
+
 def _scan_class(class_dir, exts, with_stat):
-    """Image files under ``class_dir``: lists of relative paths, sizes, mtimes.
+    """Image files under ``class_dir``: relative paths, stat stamps, special files.
 
     Sub-folders are followed (symlinks too); a link that leads back to a
     folder being walked is an error rather than an endless walk. Order is the
-    file system's; sizes and mtimes are -1 for entries that cannot be stat'ed
-    (broken links), which then fail to decode with an error naming them.
+    file system's. Returns ``(rels, stamps, special)``: ``stamps`` holds the
+    lists of sizes, mtimes, ctimes and inodes of ``rels`` (with ``with_stat``;
+    -1 for entries that cannot be stat'ed, broken links, which then fail to
+    decode with an error naming them), and ``special`` the ``(relpath,
+    reason)`` of entries with an image's name that are not regular files
+    (FIFOs, devices, sockets): they are listed, never opened, since opening
+    one can block forever.
     """
-    rels, sizes, mtimes = [], [], []
-    # This loop runs once per file and is most of a cached load's time.
+    rels, special = [], []
+    sizes, mtimes, ctimes, inodes = [], [], [], []
+    # These loops run once per file and are most of a cached load's time:
+    # names are checked with str.endswith, several times cheaper than slicing
+    # the extension out and looking it up.
     add_rel, add_size, add_mtime = rels.append, sizes.append, mtimes.append
+    add_ctime, add_inode = ctimes.append, inodes.append
+    suffixes = tuple(exts)
 
-    def walk(path, prefix, ancestors):
-        fd = None
-        if _SCANDIR_FD:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        subdirs = []
+    def add_broken(name):
+        """An image's name that cannot be stat'ed (a broken link): listed, so
+        that it fails to decode with an error naming it."""
+        add_rel(name)
+        if with_stat:
+            add_size(-1)
+            add_mtime(-1)
+            add_ctime(-1)
+            add_inode(0)
+
+    def list_with_stat(path, subdirs):
+        """One stat (following links) of each entry, by name in an open folder."""
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        stat_at = os.stat
         try:
-            with os.scandir(fd if fd is not None else path) as it:
-                for entry in it:
-                    name = entry.name
-                    if name[0] == ".":
-                        continue
-                    try:
-                        is_dir = entry.is_dir()
-                    except OSError:
-                        is_dir = False
-                    if is_dir:
+            for name in os.listdir(fd):
+                if name[0] == ".":
+                    continue
+                try:
+                    st = stat_at(name, dir_fd=fd)
+                except OSError:
+                    if name.endswith(suffixes) or name.lower().endswith(suffixes):
+                        add_broken(name)
+                    continue
+                mode = st.st_mode
+                if S_ISREG(mode):
+                    if name.endswith(suffixes) or name.lower().endswith(suffixes):
+                        add_rel(name)
+                        add_size(st.st_size)
+                        add_mtime(st.st_mtime_ns)
+                        add_ctime(st.st_ctime_ns)
+                        add_inode(st.st_ino)
+                elif S_ISDIR(mode):
+                    if name not in _IGNORED_DIRS:
+                        subdirs.append(name)
+                elif name.endswith(suffixes) or name.lower().endswith(suffixes):
+                    special.append((name, _special(mode)))
+        finally:
+            os.close(fd)
+
+    def list_names(path, subdirs):
+        """The file system's file types, without a stat of regular files."""
+        with os.scandir(path) as it:
+            for entry in it:
+                name = entry.name
+                if name[0] == ".":
+                    continue
+                try:
+                    if entry.is_file():  # most entries: one call, no stat
+                        if name.endswith(suffixes) or name.lower().endswith(suffixes):
+                            add_rel(name)
+                            if with_stat:  # where os.stat takes no dir_fd
+                                st = entry.stat()
+                                add_size(st.st_size)
+                                add_mtime(st.st_mtime_ns)
+                                add_ctime(st.st_ctime_ns)
+                                add_inode(st.st_ino)
+                    elif entry.is_dir():
                         if name not in _IGNORED_DIRS:
                             subdirs.append(name)
-                        continue
-                    ext = name[name.rfind(".") :]
-                    if ext not in exts and ext.lower() not in exts:
-                        continue
-                    add_rel(prefix + name)
-                    if with_stat:
-                        try:
-                            st = entry.stat()
-                        except OSError:
-                            add_size(-1)
-                            add_mtime(-1)
-                        else:
-                            add_size(st.st_size)
-                            add_mtime(st.st_mtime_ns)
-        finally:
-            if fd is not None:
-                os.close(fd)
+                    elif name.endswith(suffixes) or name.lower().endswith(suffixes):
+                        special.append((name, _special(entry.stat().st_mode)))
+                except OSError:  # a broken link (is_file is False) or a loop
+                    if name.endswith(suffixes) or name.lower().endswith(suffixes):
+                        add_broken(name)
+
+    def walk(path, prefix, ancestors):
+        subdirs = []
+        n_rels, n_special = len(rels), len(special)
+        if with_stat and _STAT_AT:
+            list_with_stat(path, subdirs)
+        else:
+            list_names(path, subdirs)
+        if prefix:  # names in a nested folder: relative to the class folder
+            rels[n_rels:] = [prefix + name for name in rels[n_rels:]]
+            special[n_special:] = [(prefix + n, why) for n, why in special[n_special:]]
         for name in subdirs:
             sub = os.path.join(path, name)
             st = os.stat(sub)
@@ -317,42 +409,56 @@ def _scan_class(class_dir, exts, with_stat):
 
     st = os.stat(class_dir)
     walk(class_dir, "", {(st.st_dev, st.st_ino): class_dir})
-    return rels, sizes, mtimes
+    return rels, (sizes, mtimes, ctimes, inodes), special
 
 
 @dataclass
 class Listing:
     """The classes and image files of one image folder (or one split of it).
 
-    ``rels[k]``, ``sizes[k]`` and ``mtimes[k]`` list class ``k``'s files in
-    file-system order; :meth:`ordered` gives the deterministic order.
+    ``rels[k]`` lists class ``k``'s files in file-system order and
+    ``stamps[k]`` their sizes, mtimes, ctimes and inodes (when listed with
+    ``stat=True``); :meth:`ordered` gives the deterministic order.
+    ``special`` holds ``(relpath, reason)`` of the entries named like images
+    that are not regular files (FIFOs, devices, sockets), which are not in
+    ``rels``: they are bad files, never opened.
     """
 
     base: Path
     class_dirs: list
     target_names: np.ndarray
     rels: list
-    sizes: list = field(default_factory=list)
-    mtimes: list = field(default_factory=list)
+    stamps: list = field(default_factory=list)
+    special: list = field(default_factory=list)
 
     @property
     def n_files(self):
         return sum(len(r) for r in self.rels)
 
     def fingerprint(self):
-        """Digest of every file's relative path, size and mtime, and the classes.
+        """Digest of every file's relative path and stat stamp, and the classes.
 
-        Any added, removed, renamed or rewritten file changes it. It follows
-        the file-system order, which only changes when the folder does.
+        The stamp is the size, mtime, ctime and inode, as git's index keeps
+        them: any added, removed, renamed or rewritten file changes it, even
+        one rewritten with its old size and mtime put back (``cp -p``,
+        ``rsync -t``, ``tar x``), since that sets the ctime, which no user
+        tool can set back. It follows the file-system order, which only
+        changes when the folder does.
         """
         h = hashlib.blake2b(digest_size=20)
-        for cdir, rels, sizes, mtimes in zip(
-            self.class_dirs, self.rels, self.sizes, self.mtimes, strict=True
+        for cdir, rels, stamps in zip(
+            self.class_dirs, self.rels, self.stamps, strict=True
         ):
             h.update(f"\0class\0{cdir}\0{len(rels)}\0".encode())
             h.update("\0".join(rels).encode("utf-8", "surrogateescape"))
-            h.update(np.asarray(sizes, dtype=np.int64).tobytes())
-            h.update(np.asarray(mtimes, dtype=np.int64).tobytes())
+            # Python's 64-bit hash of a tuple of ints is the same in every
+            # process (only str and bytes hashes are salted) and several times
+            # cheaper than converting the column to an array, and this runs
+            # once per file per load; a change goes unseen with odds of 2**-64.
+            for column in stamps:
+                h.update(hash(tuple(column)).to_bytes(8, "little", signed=True))
+        for rel, _ in self.special:
+            h.update(f"\0special\0{rel}".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
     def ordered(self):
@@ -376,10 +482,10 @@ def discover(
     names = _ordered_class_names(base, exts)
     if classes is not None:
         names = _select_classes(names, _labels_for(names), classes, base)
-    kept, all_rels, all_sizes, all_mtimes = [], [], [], []
+    kept, all_rels, all_stamps, all_special = [], [], [], []
     for name in names:
-        rels, sizes, mtimes = _scan_class(os.path.join(base, name), exts, stat)
-        if not rels:
+        rels, stamps, special = _scan_class(os.path.join(base, name), exts, stat)
+        if not rels and not special:
             if allow_empty:
                 continue
             raise ValueError(
@@ -389,8 +495,8 @@ def discover(
             )
         kept.append(name)
         all_rels.append(rels)
-        all_sizes.append(sizes)
-        all_mtimes.append(mtimes)
+        all_stamps.append(stamps)
+        all_special.extend((f"{name}/{rel}", reason) for rel, reason in special)
     if not kept:
         raise ValueError(
             f"No images found in any class folder of {str(base)!r} (looked for "
@@ -401,8 +507,8 @@ def discover(
         class_dirs=kept,
         target_names=np.asarray(_labels_for(kept)),
         rels=all_rels,
-        sizes=all_sizes,
-        mtimes=all_mtimes,
+        stamps=all_stamps,
+        special=all_special,
     )
 
 

@@ -114,6 +114,45 @@ def _warn_skipped(skipped, stacklevel=3):
     )
 
 
+def _special_files(listing, on_error):
+    """The listed entries that are not regular files (FIFOs, devices), as
+    skipped files; the first one is an :class:`ImageDecodeError` under
+    ``on_error="raise"``.  They are never opened: opening a FIFO blocks."""
+    special = [(os.path.join(listing.base, r), why) for r, why in listing.special]
+    if special and on_error == "raise":
+        raise ImageDecodeError(*special[0])
+    return special
+
+
+def _total_memory():
+    """Bytes of physical memory of this machine, or None where unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # e.g. Windows
+        return None
+
+
+def _fmt_bytes(n):
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:,} bytes"
+
+
+def _check_memory(n, shape, reference):
+    """Refuse, before allocating it, a pixel array larger than the memory."""
+    need = n * int(np.prod(shape))
+    total = _total_memory()
+    if total is not None and need > total:
+        raise MemoryError(
+            f"{n:,} images of {_fmt_shape(shape)} pixels (the size of the first, "
+            f"{reference}) take {_fmt_bytes(need)} of memory, more than this "
+            f"machine has ({_fmt_bytes(total)}). Pass size=(height, width) to "
+            "resize every image to a smaller size as it is decoded, or load fewer "
+            "at a time (iter_image_folder with a smaller batch_size)."
+        )
+
+
 def _decode_all(
     base,
     paths,
@@ -141,6 +180,7 @@ def _decode_all(
                 f"read; the first is {paths[0]} ({first_errors[0][1]})."
             )
         reference = paths[len(first_errors)]
+    _check_memory(len(paths), shape, reference)
     out, errors, mismatched = decode_files(
         paths,
         mode=mode,
@@ -213,8 +253,20 @@ def load_image_folder(
     ``labels.csv`` or ``.DS_Store`` never becomes a class or a sample.
 
     The decoded pixels are cached on disk under ``data_home``; the cache is
-    keyed by the loading options and checked against every file's path, size
-    and modification time, so any change to the folder rebuilds it.
+    keyed by the loading options and checked against every file's path, size,
+    modification time, inode and change time (as git's index is), so any
+    change to the folder rebuilds it, even a same-size rewrite whose
+    modification time was put back (``cp -p``, ``rsync -t``, ``tar x``). The
+    cache's own folder, ``image_folder_cache``, is never taken for a class.
+
+    Files from anyone: an entry named like an image that is not a regular file
+    (a FIFO, a device, a socket) is never opened, and is a bad file. An image
+    larger than ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's guard against
+    decompression bombs, about 89 million pixels) is decoded with Pillow's
+    ``DecompressionBombWarning``; one over twice that is a bad file, refused
+    from its header before any pixel is decoded. Raise the limit (or set it
+    to None) to load larger images. A load whose pixels would not fit in the
+    machine's memory is refused before anything is allocated.
 
     Parameters
     ----------
@@ -261,9 +313,10 @@ def load_image_folder(
         Return ``(data, target)`` instead of a Bunch.
     on_error : {"raise", "skip"}, default="raise"
         What to do with a file that cannot be decoded (empty, truncated,
-        corrupt, not an image): raise :class:`ImageDecodeError` naming it, or
-        leave it out and issue one :class:`SkippedImagesWarning` listing every
-        such file.
+        corrupt, not an image, over twice ``PIL.Image.MAX_IMAGE_PIXELS``, not
+        a regular file): raise :class:`ImageDecodeError` naming it, or leave
+        it out and issue one :class:`SkippedImagesWarning` listing every such
+        file.
     allow_empty : bool, default=False
         Skip class folders that contain no images instead of raising.
     extensions : list of str, default=None
@@ -323,6 +376,10 @@ def load_image_folder(
         No classes or images found, a class folder without images, a split
         that does not exist (or is needed), images of different sizes, or an
         invalid parameter.
+    MemoryError
+        The decoded pixels would take more than the machine's memory (say,
+        thousands of photos at full size); the error says how much, and that
+        ``size=`` resizes.
 
     See Also
     --------
@@ -373,6 +430,7 @@ def load_image_folder(
         stat=cache,
     )
     base = listing.base
+    special = _special_files(listing, on_error)
     cached = entry = fingerprint = None
     if cache:
         options = {
@@ -412,11 +470,17 @@ def load_image_folder(
         target_names = listing.target_names
         prefix = f"{base}{os.sep}"
         paths = [prefix + p for p in relpaths]
+        if not paths:  # every file is special
+            raise ValueError(
+                f"None of the {len(special)} image files in {str(base)!r} could be "
+                f"read; the first is {special[0][0]} ({special[0][1]})."
+            )
         progress = Progress(len(paths), "Decoding images", verbose=verbose)
         u8, keep, skipped, shape = _decode_all(
             base, paths, mode, size, resize, on_error, n_jobs, progress
         )
         progress.close()
+        skipped = special + skipped
         if keep is not None:
             codes = codes[keep]
             relpaths = [p for p, k in zip(relpaths, keep, strict=True) if k]
@@ -600,7 +664,7 @@ def _iter_batches(
         paths = [paths[i] for i in order]
         codes = codes[order]
     target = listing.target_names[codes]
-    shape, reference, all_skipped = None, None, []
+    shape, reference, all_skipped = None, None, _special_files(listing, on_error)
     for a in range(0, len(paths), batch_size):
         batch = paths[a : a + batch_size]
         if shape is None:
