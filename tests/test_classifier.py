@@ -532,7 +532,7 @@ def test_read_only_float_input_fits_without_warnings(
             clf.fit(data, y_train, sample_weight=weights).predict(X_test)
     clf = NearestMeanImageClassifier().fit(mapped, y_train)
     assert_allclose(clf.centroids_, ref.centroids_, rtol=1e-12)
-    assert clf._stats.shift.flags.writeable  # a copy, not a view of the map
+    assert clf._stats["shift"].flags.writeable  # a copy, not a view of the map
 
 
 # ---------------------------------------------------------------- sklearn tools
