@@ -80,12 +80,26 @@ def test_worker_processes_use_the_callers_decoder_switches(tmp_path, monkeypatch
     """Each chunk carries the caller's settings, applied before decoding."""
     monkeypatch.setattr(_decode, "USE_PYSPNG", True)
     monkeypatch.setattr(_decode, "USE_SIMPLEJPEG", True)
-    shared = (1234, False, False)
+    shared = (1234, False, False, False)
     Image.new("L", (4, 4), 5).save(tmp_path / "x.png")
-    _decode.decode_chunk(
-        [str(tmp_path / "x.png")], "L", None, "stretch", (4, 4), True, shared=shared
+    _decode._decode_chunk_in_worker(
+        [str(tmp_path / "x.png")], "L", None, "stretch", (4, 4), True, shared
     )
     assert _decode.settings() == shared
+
+
+def test_a_workers_pixel_limit_warning_reaches_the_caller(
+    root_with_a_big_one, monkeypatch
+):
+    """An image over the limit (not twice it) loads with Pillow's warning,
+    whichever process decoded it."""
+    monkeypatch.setattr(_decode, "MIN_FILES_PER_JOB", 2)  # workers for 7 files
+    Image.MAX_IMAGE_PIXELS = 1000  # 1600 pixels: over, not twice over
+    with pytest.warns(Image.DecompressionBombWarning, match="big.png"):
+        bunch = load_image_folder(
+            root_with_a_big_one, size=(8, 8), cache=False, n_jobs=2
+        )
+    assert len(bunch.target) == 7
 
 
 def test_the_cache_key_names_the_decoder_versions(monkeypatch):

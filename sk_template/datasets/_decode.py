@@ -58,7 +58,9 @@ warnings are errors (``python -W error``), the warning is one too: an
 
 Joblib's worker processes (``n_jobs``) decode with the settings of the process
 that started them: ``PIL.Image.MAX_IMAGE_PIXELS``, ``USE_PYSPNG`` and
-``USE_SIMPLEJPEG`` are passed along with each chunk of files.
+``USE_SIMPLEJPEG`` are passed along with each chunk of files (and whether
+a ``DecompressionBombWarning`` is an error), and the pixel-limit warnings a
+worker raises are repeated in the caller.
 """
 
 import io
@@ -263,19 +265,53 @@ def decoder_id():
     )
 
 
+def _bomb_warning_is_error():
+    """Whether a DecompressionBombWarning raises here (``-W error``)."""
+    with warnings.catch_warnings(record=True):
+        try:
+            warnings.warn("probe", Image.DecompressionBombWarning, stacklevel=1)
+        except Image.DecompressionBombWarning:
+            return True
+    return False
+
+
 def settings():
     """The module-level settings a decoding worker process must share.
 
     Passed to :func:`decode_chunk` in every joblib task, since a worker
-    process starts with the defaults whatever the caller changed.
+    process starts with the defaults whatever the caller changed:
+    ``(MAX_IMAGE_PIXELS, USE_PYSPNG, USE_SIMPLEJPEG, bomb warnings are
+    errors)``.
     """
-    return (Image.MAX_IMAGE_PIXELS, USE_PYSPNG, USE_SIMPLEJPEG)
+    return (
+        Image.MAX_IMAGE_PIXELS,
+        USE_PYSPNG,
+        USE_SIMPLEJPEG,
+        _bomb_warning_is_error(),
+    )
 
 
 def _apply(shared):
     """Make ``shared`` (from :func:`settings`) this process's settings."""
     global USE_PYSPNG, USE_SIMPLEJPEG
-    Image.MAX_IMAGE_PIXELS, USE_PYSPNG, USE_SIMPLEJPEG = shared
+    Image.MAX_IMAGE_PIXELS, USE_PYSPNG, USE_SIMPLEJPEG, _ = shared
+
+
+def _decode_chunk_in_worker(paths, mode, size, resize, shape, stop_on_error, shared):
+    """:func:`decode_chunk` in a worker process, with the caller's settings;
+    also returns the pixel-limit warnings raised, for the caller to repeat
+    (a worker's own warnings reach nobody)."""
+    _apply(shared)
+    with warnings.catch_warnings(record=True) as caught:
+        action = "error" if shared[3] else "always"
+        warnings.simplefilter(action, Image.DecompressionBombWarning)
+        result = decode_chunk(paths, mode, size, resize, shape, stop_on_error)
+    bombs = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, Image.DecompressionBombWarning)
+    ]
+    return (*result, bombs)
 
 
 def resize_box(width, height, size, resize):
@@ -593,19 +629,14 @@ def decode_file(path, *, mode="L", size=None, resize="stretch"):
     return decode_bytes(data, mode=mode, size=size, resize=resize, path=path)
 
 
-def decode_chunk(
-    paths, mode, size, resize, shape, stop_on_error, out=None, shared=None
-):
+def decode_chunk(paths, mode, size, resize, shape, stop_on_error, out=None):
     """Decode ``paths`` into ``out`` (allocated when None), row by row.
 
     Returns ``(out, errors, mismatched)``: ``errors`` lists ``(row, reason)`` of
     unreadable files and ``mismatched`` lists ``(row, shape)`` of images whose
     shape is not ``shape``; those rows of ``out`` are left unset. With
-    ``stop_on_error`` the chunk ends at its first unreadable file. ``shared``
-    (from :func:`settings`, in a worker process) is applied first.
+    ``stop_on_error`` the chunk ends at its first unreadable file.
     """
-    if shared is not None:
-        _apply(shared)
     if out is None:
         out = np.empty((len(paths), *shape), dtype=np.uint8)
     errors, mismatched = [], []
@@ -680,8 +711,8 @@ def decode_files(
         shared = settings()
         # Each worker returns its block, copied into place below.
         results = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(decode_chunk)(
-                paths[a:b], mode, size, resize, shape, stop_on_error, shared=shared
+            delayed(_decode_chunk_in_worker)(
+                paths[a:b], mode, size, resize, shape, stop_on_error, shared
             )
             for a, b in bounds
         )
@@ -689,12 +720,17 @@ def decode_files(
         bounds = [(a, min(a + 1024, n)) for a in range(start, n, 1024)]
         # Decoded straight into place.
         results = (
-            decode_chunk(
-                paths[a:b], mode, size, resize, shape, stop_on_error, out=out[a:b]
+            (
+                *decode_chunk(
+                    paths[a:b], mode, size, resize, shape, stop_on_error, out=out[a:b]
+                ),
+                (),
             )
             for a, b in bounds
         )
-    for (a, b), (block, errs, mism) in zip(bounds, results, strict=True):
+    for (a, b), (block, errs, mism, bombs) in zip(bounds, results, strict=True):
+        for message in bombs:  # as the worker's decoder warned
+            warnings.warn(message, Image.DecompressionBombWarning, stacklevel=2)
         if not np.may_share_memory(block, out):
             out[a:b] = block
         errors.extend((a + i, r) for i, r in errs)
