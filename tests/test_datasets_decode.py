@@ -1,5 +1,6 @@
 """The decoders: pyspng and Pillow give the same pixels, and the pixel rules hold."""
 
+import io
 import os
 import struct
 import warnings
@@ -328,7 +329,27 @@ def test_read_file_holds_a_large_file_once(tmp_path):
     try:
         data = _decode.read_file(path)
         peak = tracemalloc.get_traced_memory()[1]
+        del data
+        tracemalloc.reset_peak()
+        with pytest.raises(ImageDecodeError, match="sparse.png"):
+            _decode.decode_file(path)  # handed to Pillow without a copy
+        decode_peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert len(data) == size
     assert peak < 1.25 * size
+    assert decode_peak < 1.25 * size
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP"])
+def test_large_files_reach_pillow_without_a_copy_and_decode_the_same(monkeypatch, fmt):
+    monkeypatch.setattr(_decode, "USE_SIMPLEJPEG", False)
+    monkeypatch.setattr(_decode, "USE_PYSPNG", False)
+    buf = io.BytesIO()
+    Image.fromarray(RNG.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)).save(
+        buf, fmt
+    )
+    data = bytearray(buf.getvalue())
+    copied = _decode.decode_bytes(data, mode="RGB")
+    monkeypatch.setattr(_decode, "_COPY_LIMIT", 0)  # every file: no copy
+    assert isinstance(_decode._stream(data), io.BufferedReader)
+    np.testing.assert_array_equal(_decode.decode_bytes(data, mode="RGB"), copied)

@@ -436,13 +436,53 @@ def _draft(im, size, resize):
     return 1 if drafted is None else round(width / drafted[1][2])
 
 
+# Files larger than this are handed to Pillow without a copy (io.BytesIO
+# copies a bytearray): a huge file is held in memory once.
+_COPY_LIMIT = 1 << 20
+
+
+class _BufferReader(io.RawIOBase):
+    """A seekable, read-only file over a buffer, sharing its memory."""
+
+    def __init__(self, data):
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def readinto(self, b):
+        n = max(0, min(len(b), len(self._view) - self._pos))
+        b[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}
+        self._pos = max(0, base[whence] + offset)
+        return self._pos
+
+    def tell(self):
+        return self._pos
+
+
+def _stream(data):
+    """``data`` as the file object Pillow reads; large buffers are not copied."""
+    if len(data) <= _COPY_LIMIT or isinstance(data, bytes):
+        return io.BytesIO(data)
+    return io.BufferedReader(_BufferReader(data), buffer_size=1 << 16)
+
+
 def _open_pillow(data, path):
     """``Image.open`` (which reads only the header), then the size limit."""
     with warnings.catch_warnings():
         # check_pixel_limit warns instead, naming the file.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(_stream(data))
         except Image.DecompressionBombError as exc:
             # Pillow's own check, over twice the limit, stops Image.open
             # before it tells the size: say what check_pixel_limit says.
