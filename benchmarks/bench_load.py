@@ -327,14 +327,20 @@ def _write_photos(folder, start, stop, n_classes, seed):
 
 
 def make_photos(folder, n_photos, n_jobs, n_classes=10, seed=0):
-    """Write ``folder/class{0..9}/{k}.jpg`` once; later runs reuse it."""
+    """Write ``folder/class{0..9}/{k}.jpg`` once; later runs reuse it.
+
+    The folder is reused only when its completion marker, written last,
+    names the same photos: a folder left half-made (by an older version, or
+    by hand) is rebuilt.
+    """
     from joblib import Parallel, delayed
 
     folder = Path(folder)
-    if (folder / "class0").is_dir():
-        n_found = sum(len(os.listdir(folder / f"class{c}")) for c in range(n_classes))
-        if n_found == n_photos:
-            return folder
+    made = f"{n_photos} photos, {n_classes} classes, seed {seed}\n"
+    marker = folder / PHOTOS_MARKER
+    if marker.is_file() and marker.read_text() == made:
+        return folder
+    if folder.exists():
         shutil.rmtree(folder)
     print(f"Writing {n_photos} photos to {folder} (once) ...", flush=True)
     with building_dir(folder) as tmp:
@@ -346,7 +352,13 @@ def make_photos(folder, n_photos, n_jobs, n_classes=10, seed=0):
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
             if b > a
         )
+        (tmp / PHOTOS_MARKER).write_text(made)  # last: the folder is whole
     return folder
+
+
+# Written last into a photo folder made by make_photos (not an image: the
+# loaders ignore it).
+PHOTOS_MARKER = "complete.txt"
 
 
 def photo_files(folder):

@@ -1,5 +1,7 @@
 """The decoders: pyspng and Pillow give the same pixels, and the pixel rules hold."""
 
+import io
+import os
 import struct
 import warnings
 import zlib
@@ -292,7 +294,62 @@ def test_jpeg_decodes_like_pillow(tmp_path):
 def test_large_files_are_read_whole(tmp_path):
     noise = RNG.integers(0, 256, size=(300, 300, 3), dtype=np.uint8)
     Image.fromarray(noise).save(tmp_path / "big.png")
-    assert (tmp_path / "big.png").stat().st_size > 2 * _decode._READ_BLOCK
+    assert (tmp_path / "big.png").stat().st_size > 1 << 17  # several reads' worth
     np.testing.assert_array_equal(
         _decode.decode_file(str(tmp_path / "big.png"), mode="RGB"), noise
     )
+
+
+def test_read_file_reads_no_more_than_fstat_tells(tmp_path, monkeypatch):
+    """A file that grows while it is read (or a device claiming 0 bytes, such
+    as /dev/zero) is read only up to the size fstat gave: no unbounded read."""
+    path = tmp_path / "growing.png"
+    path.write_bytes(bytes(range(256)) * 8)
+    real_fstat = os.fstat
+
+    class Stat:
+        def __init__(self, st):
+            self.st_size, self.st_mode = 1000, st.st_mode
+
+    monkeypatch.setattr(os, "fstat", lambda fd: Stat(real_fstat(fd)))
+    assert bytes(_decode.read_file(path)) == (bytes(range(256)) * 8)[:1000]
+
+
+def test_read_file_holds_a_large_file_once(tmp_path):
+    """A huge (here sparse) file takes its size in memory once, not twice
+    (chunks and their join)."""
+    import tracemalloc
+
+    size = 32 << 20
+    path = tmp_path / "sparse.png"
+    with open(path, "wb") as f:
+        f.write(b"garbage")
+        f.truncate(size)
+    tracemalloc.start()
+    try:
+        data = _decode.read_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+        del data
+        tracemalloc.reset_peak()
+        with pytest.raises(ImageDecodeError, match="sparse.png"):
+            _decode.decode_file(path)  # handed to Pillow without a copy
+        decode_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.25 * size
+    assert decode_peak < 1.25 * size
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP"])
+def test_large_files_reach_pillow_without_a_copy_and_decode_the_same(monkeypatch, fmt):
+    monkeypatch.setattr(_decode, "USE_SIMPLEJPEG", False)
+    monkeypatch.setattr(_decode, "USE_PYSPNG", False)
+    buf = io.BytesIO()
+    Image.fromarray(RNG.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)).save(
+        buf, fmt
+    )
+    data = bytearray(buf.getvalue())
+    copied = _decode.decode_bytes(data, mode="RGB")
+    monkeypatch.setattr(_decode, "_COPY_LIMIT", 0)  # every file: no copy
+    assert isinstance(_decode._stream(data), io.BufferedReader)
+    np.testing.assert_array_equal(_decode.decode_bytes(data, mode="RGB"), copied)

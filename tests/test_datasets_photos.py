@@ -98,8 +98,17 @@ def _exif(orientation):
 )
 def test_simplejpeg_leaves_exif_and_cmyk_to_pillow(monkeypatch, data):
     pytest.importorskip("simplejpeg")
-    monkeypatch.setattr(_decode._simplejpeg, "decode_jpeg", None)  # fails if called
-    _decode.decode_bytes(data, mode="RGB", size=(8, 8))
+    monkeypatch.setattr(_decode, "USE_SIMPLEJPEG", False)
+    pillow = _decode.decode_bytes(data, mode="RGB", size=(8, 8))
+    monkeypatch.setattr(_decode, "USE_SIMPLEJPEG", True)
+
+    def refuse(*args):  # pytest's failure is no Exception: nothing catches it
+        pytest.fail("simplejpeg was asked to decode an EXIF or CMYK JPEG")
+
+    monkeypatch.setattr(_decode, "_decode_simplejpeg", refuse)
+    np.testing.assert_array_equal(
+        _decode.decode_bytes(data, mode="RGB", size=(8, 8)), pillow
+    )
 
 
 def test_the_cache_key_names_the_jpeg_decoder(monkeypatch):

@@ -10,6 +10,7 @@ download without the deadline ends (in another error) instead of hanging.
 
 import contextlib
 import functools
+import socket
 import threading
 import time
 from http.server import (
@@ -104,3 +105,57 @@ def test_a_normal_http_server_still_works(tmp_path, mnist_mirror):
     with _serve(handler) as url:
         path = fetch_mnist(tmp_path / "home", layout="sample", base_url=url, timeout=30)
     assert sorted(p.name for p in (path / "train").iterdir()) == ["3", "7"]
+
+
+def _run_with_watchdog(fn, seconds):
+    """``fn()``'s exception (or None), or fail when it has not returned in
+    ``seconds`` (it is then left running in a daemon thread)."""
+    outcome = {}
+
+    def target():
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["exc"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s: a deadlock"
+    return outcome.get("exc")
+
+
+def test_a_connection_made_after_the_deadline_is_shut_at_once(tmp_path, monkeypatch):
+    """A connection that completes after the deadline (slow DNS, TCP retries)
+    is shut down as soon as it is made: no deadlock, a TimeoutError."""
+    real = socket.create_connection
+
+    def slow_create_connection(*args, **kwargs):
+        time.sleep(2 * TIMEOUT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", slow_create_connection)
+    with _serve(_Quiet) as url:
+        exc = _run_with_watchdog(
+            lambda: fetch_mnist(tmp_path / "home", base_url=url, timeout=TIMEOUT),
+            seconds=10,
+        )
+    assert isinstance(exc, OSError)
+    assert f"took longer than timeout={TIMEOUT} s" in str(exc)
+
+
+def test_connecting_is_bounded_by_the_time_left(tmp_path, monkeypatch):
+    """Each TCP connection is tried with at most the time left before the
+    deadline as its timeout, not the whole ``timeout`` again."""
+    real = socket.create_connection
+    timeouts = []
+
+    def create_connection(address, timeout=None, *args, **kwargs):
+        timeouts.append(timeout)
+        return real(address, timeout, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    with _serve(_Trickle, slow_headers=False) as url:
+        with pytest.raises(OSError, match="took longer than timeout"):
+            fetch_mnist(tmp_path / "home", base_url=url, timeout=TIMEOUT)
+    assert timeouts and all(0 < t < TIMEOUT for t in timeouts)

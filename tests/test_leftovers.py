@@ -108,7 +108,7 @@ def test_killed_cache_writer_is_cleaned_up_and_a_live_one_kept(tmp_path, home):
         assert _hidden(cache_root) == [temp]
     finally:
         _stop(child)
-    os.utime(temp)  # and a dead writer's goes at once, however new
+    _age(temp)  # and a dead writer's goes, once a few seconds old
     load_image_folder(root)  # the next run (a cache hit)
     assert _hidden(cache_root) == []
     assert len(list(cache_root.iterdir())) == 1
@@ -178,11 +178,17 @@ def test_interrupted_download_leaves_no_part_file(mnist_mirror, home, sig):
     _stop(child, sig)
     (part,) = _hidden(home / "mnist_idx")
     assert ".part-" in part.name
+    _age(part)
     fetch_mnist(home, layout="sample", base_url=mirror.as_uri())  # the next run
     assert _hidden(home / "mnist_idx") == [] and _hidden(home) == []
 
 
 # ------------------------------------------------------------ the rules alone
+def _age(path, seconds=_atomic._MIN_AGE_SECONDS + 5):
+    """Set ``path``'s modification time ``seconds`` back."""
+    os.utime(path, (time.time() - seconds, time.time() - seconds))
+
+
 def _temp(folder, host, pid, age=0.0, tag="tmp"):
     path = folder / f".entry.{tag}-{host}-{pid}-{len(os.listdir(folder)):08x}"
     path.mkdir()
@@ -201,13 +207,17 @@ def test_which_temporaries_count_as_abandoned(tmp_path):
     dead_pid = int(dead.stdout)
     here = _atomic._HOST
     other = format(int(here, 16) ^ 1, "08x")
+    old_enough = _atomic._MIN_AGE_SECONDS + 5
     gone = [
-        _temp(tmp_path, here, dead_pid, tag="tmp"),  # dead writer: at once
-        _temp(tmp_path, here, dead_pid, tag="part"),
+        _temp(tmp_path, here, dead_pid, age=old_enough, tag="tmp"),  # dead writer
+        _temp(tmp_path, here, dead_pid, age=old_enough, tag="part"),
         _temp(tmp_path, other, 1, age=120),  # another host's, unchanged for long
         _temp(tmp_path, here, os.getpid(), age=120),  # a reused pid, unlocked
     ]
     kept = [
+        # a dead writer's, but just made: the pid may be of another PID
+        # namespace, whose writer is about to lock it
+        _temp(tmp_path, here, dead_pid, tag="tmp"),
         _temp(tmp_path, other, 2),  # another host's, fresh
         _temp(tmp_path, here, os.getpid()),  # a live writer about to lock it
     ]

@@ -207,3 +207,38 @@ def test_folder_trees_are_built_through_a_symlink(tmp_path):
     assert link.is_symlink()
     assert sorted(p.name for p in real.iterdir()) == ["5", "6"]
     Image.open(real / "5" / "0.png").load()
+
+
+def test_a_file_replaced_keeps_its_permissions(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o600)  # e.g. a private model
+    write_atomic(path, lambda f: f.write(b"new"))
+    assert path.read_bytes() == b"new"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_ctrl_c_between_the_renames_puts_the_old_folder_back(tmp_path, monkeypatch):
+    """Replacing a folder takes two renames (the old one aside, the new one
+    in); Ctrl-C between them leaves the old folder where it was."""
+    from sk_template.datasets import _atomic
+
+    target = tmp_path / "tree"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    real = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:  # the new folder's rename (after one try and the aside)
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    with pytest.raises(KeyboardInterrupt):
+        with _atomic.building_dir(target) as tmp:
+            (tmp / "new.txt").write_text("new")
+            monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.undo()
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["tree"]  # nothing left aside

@@ -104,11 +104,16 @@ def check_device(device):
         ) from None
 
 
-def load_folder(args, console, root, *, pixels, split=None):
+def load_folder(args, console, root, *, pixels, split=None, size_hint=None):
     """Load ``root`` with the ``pixels`` options (``mode``, ``size``,
-    ``resize``) and the flags ``--on-error``, ``--n-jobs``, ``--no-cache``."""
+    ``resize``) and the flags ``--on-error``, ``--n-jobs``, ``--no-cache``.
+
+    ``size_hint``: what to say, instead of "pass --size", when the images
+    are not all of one size (evaluate, whose model fixes the size).
+    """
     from ..datasets import ImageDecodeError, load_image_folder
     from ..datasets._discover import check_root, normalize_extensions, split_folders
+    from ..datasets._folder import ImageSizeMismatch
 
     if split is None:
         splits, class_like = split_folders(check_root(root), normalize_extensions(None))
@@ -133,11 +138,33 @@ def load_folder(args, console, root, *, pixels, split=None):
             )
         except ImageDecodeError as exc:
             raise unreadable(exc) from exc
+        except ImageSizeMismatch as exc:
+            if size_hint is None:
+                raise
+            path, got = exc.mismatched[0]
+            more = len(exc.mismatched) - 1
+            raise ValueError(
+                f"The images in {where} do not all have the same size: "
+                f"{exc.reference} is {shape_text(exc.shape)}, {path} is "
+                f"{shape_text(got)}"
+                + (f" (and {more} more differ)" if more else "")
+                + f"; {size_hint}"
+            ) from None
+        except MemoryError as exc:
+            raise MemoryError(_memory_hint(str(exc))) from None
     console.status(
         f"  {len(bunch.target)} images of {len(bunch.target_names)} classes, "
         f"{shape_text(bunch.images.shape[1:])} pixels, in {t.seconds:.1f} s"
     )
     return bunch
+
+
+def _memory_hint(message):
+    """The loader's MemoryError in the command's terms: --size, not size=."""
+    message = message.replace(
+        "Pass size=(height, width) to", "Pass --size HxW (e.g. --size 32x32) to"
+    )
+    return re.sub(r", or load fewer at a time \(.*?\)\.", ".", message)
 
 
 def fit_model(args, console, X, y):
@@ -193,14 +220,28 @@ def check_features_equal(train_shape, test_shape, root, train, test):
         )
 
 
+def _given_pixels(args, size=None):
+    """The ``--mode``, ``--size`` and ``--resize`` flags as given (None: not
+    given); ``--resize`` without ``--size`` (or ``size``, the size in force)
+    is refused: it would do nothing."""
+    if args.resize is not None and args.size is None and size is None:
+        raise ValueError(
+            f"--resize {args.resize} says how --size fits images of another "
+            "aspect ratio, and there is no --size: add --size HxW (e.g. --size "
+            "64x64), or leave --resize out."
+        )
+    return {"mode": args.mode, "size": args.size, "resize": args.resize}
+
+
 def pixels_of(args):
     """The ``mode``, ``size`` and ``resize`` flags of fit and demo, as a dict."""
-    return {"mode": args.mode, "size": args.size, "resize": args.resize}
+    given = _given_pixels(args)
+    return {**given, "resize": given["resize"] or "stretch"}
 
 
 def _flag_text(key, value):
     if key == "size":
-        return "without --size" if value is None else f"--size {shape_text(value)}"
+        return "no --size" if value is None else f"--size {shape_text(value)}"
     return f"--{key} {value}"
 
 
@@ -212,8 +253,8 @@ def recorded_pixels(args, meta):
     files saved from Python without ``load_params``); a flag that contradicts
     the record is an error, not a silent change of the pixels.
     """
-    given = pixels_of(args)
     recorded = meta.get("load_params")
+    given = _given_pixels(args, size=recorded and recorded["size"])
     if recorded is None:
         return {
             "mode": given["mode"] or mode_for(meta["image_shape"]),
@@ -224,7 +265,8 @@ def recorded_pixels(args, meta):
         if value is not None and value != recorded[key]:
             raise ValueError(
                 f"{args.model} was fitted on images loaded with "
-                f"{_flag_text(key, recorded[key])}, not {_flag_text(key, value)}; "
+                f"{_flag_text(key, recorded[key])}, not with "
+                f"{_flag_text(key, value)}; "
                 f"leave --{key} out to load the images the same way, or fit a new "
                 "model."
             )
@@ -400,7 +442,7 @@ def add_loading_options(p, *, recorded=False):
     p.add_argument(
         "--resize",
         choices=["stretch", "crop"],
-        default=None if recorded else "stretch",
+        default=None,  # "stretch" where --size is given (see pixels_of)
         help="how --size treats another aspect ratio: stretch it, or keep it, "
         "scaling the shorter side and cropping the centre (for photos)"
         + (same or " (default: stretch)"),

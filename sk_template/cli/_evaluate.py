@@ -12,6 +12,7 @@ from ._common import (
     load_folder,
     load_model_file,
     recorded_pixels,
+    shape_text,
 )
 from ._report import evaluation, format_report
 
@@ -29,11 +30,38 @@ def add_arguments(p):
     add_cache_option(p)
 
 
+def _size_hint(args, meta):
+    """What to do about images of several sizes, for a model fitted on images
+    of one size without --size (its file says so, or records no options)."""
+    shape = meta["image_shape"]
+    fitted = f"{shape_text(shape)} images" if shape is not None else "images"
+    if meta.get("load_params") is None and shape is not None:
+        # Flags stand in for what the file does not record.
+        return (
+            f"the model {args.model} was fitted on {fitted}: pass --size "
+            f"{shape_text(shape[:2])} to resize every image to that size, or "
+            "remove the odd files."
+        )
+    return (
+        f"the model {args.model} was fitted on {fitted} without --size, so "
+        "every image must have that size: resize or remove the odd files, or "
+        "fit a model with --size HxW (and --resize crop for photos) to take "
+        "images of any size."
+    )
+
+
 def run(args, console):
     model, meta = load_model_file(args, console)
     image_shape = meta["image_shape"]
     pixels = recorded_pixels(args, meta)
-    bunch = load_folder(args, console, args.root, split=args.split, pixels=pixels)
+    bunch = load_folder(
+        args,
+        console,
+        args.root,
+        split=args.split,
+        pixels=pixels,
+        size_hint=_size_hint(args, meta) if pixels["size"] is None else None,
+    )
     where = f"{args.root}" + (f" (split {args.split!r})" if args.split else "")
     check_shape(model, image_shape, bunch.images.shape[1:], where)
     report = evaluation(model, bunch.data, bunch.target)

@@ -124,6 +124,15 @@ def main(argv=None):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except MemoryError as exc:  # one line, naming the flag that helps
+        text = one_line(exc) if str(exc) else "out of memory (MemoryError)"
+        if "--size" not in text:
+            text += (
+                "; pass --size HxW (e.g. --size 64x64) to resize the images "
+                "to fewer pixels as they are decoded"
+            )
+        print(f"{PROG}: error: {text}", file=sys.stderr, flush=True)
+        return 1
     except (OSError, ValueError, ImageDecodeError) as exc:
         if interrupted():  # Ctrl-C, turned into another error on its way
             return report()

@@ -14,6 +14,7 @@ from ._common import (
     check_shape,
     load_model_file,
     recorded_pixels,
+    shape_text,
     unreadable,
 )
 from ._output import FORMATS, ResultWriter
@@ -50,35 +51,37 @@ def add_arguments(p):
 
 
 def _image_files(inputs):
-    """Image files of ``inputs``: files as given, folders searched recursively."""
-    from ..datasets import ImageDecodeError
-    from ..datasets._discover import IMAGE_EXTENSIONS, natural_key, special_file
+    """Image files of ``inputs`` in order, and the ``(path, reason)`` of those
+    never to be opened (FIFOs, devices, sockets).
 
-    files = []
+    Files are taken as given; folders are searched as ``load_image_folder``
+    searches a class folder (the same walker: symbolic links to folders
+    followed, hidden entries and ``__MACOSX`` left out), in natural order.
+    """
+    from ..datasets._discover import (
+        IMAGE_EXTENSIONS,
+        _scan_class,
+        natural_sorted,
+        special_file,
+    )
+
+    files, special = [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = []
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                found.extend(
-                    os.path.join(dirpath, name)
-                    for name in filenames
-                    if not name.startswith(".")
-                    and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-                )
-            if not found:
+            rels, _, odd = _scan_class(str(path), IMAGE_EXTENSIONS, False)
+            if not rels and not odd:
                 raise ValueError(f"no image files in the folder {path}.")
-            for name in found:  # a FIFO found in a folder would block the read
-                if reason := special_file(name):
-                    raise ImageDecodeError(name, reason)
-            found.sort(key=lambda p: [natural_key(part) for part in Path(p).parts])
-            files.extend(found)
+            files.extend(os.path.join(path, rel) for rel in natural_sorted(rels))
+            special.extend((os.path.join(path, rel), why) for rel, why in odd)
         elif path.exists():
-            files.append(str(path))
+            if reason := special_file(path):  # opening a FIFO would block
+                special.append((str(path), reason))
+            else:
+                files.append(str(path))
         else:
             raise FileNotFoundError(f"no such image file or folder: {path}")
-    return files
+    return files, special
 
 
 # Decoded pixels held at once, at most: batches shrink for large images.
@@ -86,39 +89,88 @@ _BATCH_BYTES = 1 << 26
 _BATCH_FILES = 4096
 
 
-def _decoded(args, model, image_shape, pixels, names):
-    """The images of ``names`` as rows, and the names kept: an unreadable file
-    stops the command, or with ``--on-error skip`` is left out with a warning
-    line."""
-    from ..datasets import ImageDecodeError
-    from ..datasets._decode import decode_files, reference_shape
+def _mismatch(model, image_shape, reference, got):
+    """Why an image of shape ``got`` is not predicted: the model does not take
+    it, or the first image, ``reference = (path, shape)``, set another."""
+    try:
+        check_shape(model, image_shape, got, "it")
+    except ValueError as exc:
+        return str(exc)
+    return (
+        f"it has {shape_text(got)} pixels, but the first image, {reference[0]}, "
+        f"has {shape_text(reference[1])}: the images must all have one size; "
+        "pass --size HxW to resize every image to one size"
+    )
 
-    stop = args.on_error == "raise"
-    shape, errors = image_shape, []
-    if shape is None:  # the file does not record it: the first image sets it
+
+class _Images:
+    """Decodes batches of files for the model: every row returned is an
+    image read whole; an unreadable image, or one of another shape, stops
+    the command, or with ``--on-error skip`` is left out with a warning."""
+
+    def __init__(self, args, model, image_shape, pixels):
+        self.args, self.model, self.pixels = args, model, pixels
+        self.image_shape = image_shape
+        self.stop = args.on_error == "raise"
+        # The shape every image must have: the recorded one, else the first
+        # readable image's, kept across batches.
+        self.shape = None if image_shape is None else tuple(image_shape)
+        self.reference = None
+
+    def skip(self, name, reason, *, read=False):
+        """Leave ``name`` out with a warning, or (``--on-error raise``) stop:
+        ``read`` says that the file itself could not be read."""
+        from ..datasets import ImageDecodeError
+
+        if self.stop and not read:
+            raise ValueError(
+                f"cannot predict {name}: {reason}. Fix or delete the file, or "
+                "pass --on-error skip to leave such files out with a warning."
+            )
+        if self.stop:
+            raise unreadable(ImageDecodeError(name, reason))
+        warnings.warn(f"skipped {name}: {reason}", UserWarning, stacklevel=3)
+
+    def decode(self, names):
+        """The images of ``names`` as rows, and the names kept."""
+        from ..datasets import ImageDecodeError
+        from ..datasets._decode import decode_files, first_image
+
+        first = None
         try:
-            shape, errors = reference_shape(names, **pixels, stop_on_error=stop)
+            if self.shape is None:
+                first = first_image(names, **self.pixels, stop_on_error=self.stop)
+                if first[0] is None:  # none readable in this batch
+                    for i, reason in first[1]:
+                        self.skip(names[i], reason, read=True)
+                    return None, []
+                self.reference = (names[len(first[1])], first[0].shape)
+                check_shape(self.model, None, *reversed(self.reference))
+                self.shape = first[0].shape
+            out, errors, mismatched = decode_files(
+                names,
+                **self.pixels,
+                shape=self.shape,
+                stop_on_error=self.stop,
+                n_jobs=self.args.n_jobs,
+                first=first,
+            )
         except ImageDecodeError as exc:
             raise unreadable(exc) from exc
-        if shape is not None:
-            check_shape(model, None, shape, names[len(errors)])
-    if shape is not None:
-        out, errors, mismatched = decode_files(
-            names, **pixels, shape=tuple(shape), stop_on_error=stop, n_jobs=args.n_jobs
-        )
-        if errors and stop:
-            raise unreadable(ImageDecodeError(names[errors[0][0]], errors[0][1]))
-        if mismatched:
-            i, got = mismatched[0]
-            check_shape(model, image_shape, got, names[i])
-    for i, reason in errors:
-        warnings.warn(f"skipped {names[i]}: {reason}", UserWarning, stacklevel=2)
-    keep = np.ones(len(names), dtype=bool)
-    keep[[i for i, _ in errors]] = False
-    if not keep.any():
-        return None, []
-    kept = [name for name, k in zip(names, keep, strict=True) if k]
-    return out[keep].reshape(len(kept), -1), kept
+        bad = {i: (reason, True) for i, reason in errors}
+        for i, got in mismatched:
+            why = _mismatch(self.model, self.image_shape, self.reference, got)
+            bad[i] = (why, False)
+        for i in sorted(bad):  # under --on-error raise, the first stops
+            self.skip(names[i], bad[i][0], read=bad[i][1])
+        if not bad:  # every row read: no copy
+            return out.reshape(len(names), -1), names
+        keep = np.ones(len(names), dtype=bool)
+        keep[list(bad)] = False
+        kept = [name for name, k in zip(names, keep, strict=True) if k]
+        if not kept:
+            return None, []
+        return out[keep].reshape(len(kept), -1), kept
 
 
 def run(args, console):
@@ -127,27 +179,30 @@ def run(args, console):
     model, meta = load_model_file(args, console)
     image_shape = meta["image_shape"]
     pixels = recorded_pixels(args, meta)
-    files = _image_files(args.inputs)
+    files, special = _image_files(args.inputs)
+    images = _Images(args, model, image_shape, pixels)
+    for name, reason in special:  # never opened
+        images.skip(name, reason, read=True)
     batch = max(1, min(_BATCH_FILES, _BATCH_BYTES // model.n_features_in_))
     progress = Progress(len(files), "Predicting", verbose=console.progress)
     n_done = 0
     writer = ResultWriter(args.format, console)
-    for start in range(0, len(files), batch):
-        rows, names = _decoded(
-            args, model, image_shape, pixels, files[start : start + batch]
-        )
-        progress.update(min(start + batch, len(files)))
-        if not names:
-            continue
-        proba = model.predict_proba(rows)
-        best = np.argmax(proba, axis=1)
-        for name, k, p in zip(names, best, proba, strict=True):
-            writer.write(name, model.classes_[k], p[k])
-        n_done += len(names)
-    progress.close()
+    try:
+        for start in range(0, len(files), batch):
+            rows, names = images.decode(files[start : start + batch])
+            progress.update(min(start + batch, len(files)))
+            if not names:
+                continue
+            proba = model.predict_proba(rows)
+            best = np.argmax(proba, axis=1)
+            for name, k, p in zip(names, best, proba, strict=True):
+                writer.write(name, model.classes_[k], p[k])
+            n_done += len(names)
+    finally:
+        progress.close()
     if not n_done:
         raise ValueError(
-            f"none of the {len(files)} image files could be read (see the "
-            "warnings above)."
+            f"none of the {len(files) + len(special)} image files could be read "
+            "(see the warnings above)."
         )
     return 0

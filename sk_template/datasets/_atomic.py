@@ -5,10 +5,12 @@ and renamed over it when complete.  A temporary name says who is writing it,
 ``.<target>.<tag>-<host>-<pid>-<random>`` (``<host>`` a hash of the host name
 and its boot id), and its writer holds an ``flock`` on it while it works.  A
 temporary left behind by a writer that died (``kill -9``, a power cut, a
-SIGTERM during a download) is removed by the next writer of the same folder as
-soon as that writer is gone: its lock is free and its process no longer runs
-on this host (or, written from another host, it has not changed for a minute).
-A live writer's temporary is never touched.
+SIGTERM during a download) is removed by the next writer of the same folder
+once that writer is gone: its lock is free, its process no longer runs on this
+host and it has not changed for ``_MIN_AGE_SECONDS`` (a writer's process may
+live in another PID namespace of the same host, and a new temporary is created
+an instant before it is locked), or, written from another host, it has not
+changed for a minute. A live writer's temporary is never touched.
 
 Only regular files and folders are ever replaced: a symbolic link is written
 through (its target is replaced, the link kept), a FIFO or a character device
@@ -39,6 +41,8 @@ except ImportError:  # not POSIX: no locks, abandoned temporaries go by age
 # removed once it has not changed for this long; a temporary whose writer is
 # known to be gone is removed at once.
 _FOREIGN_GRACE_SECONDS = 60
+# Even a temporary whose writer looks gone is kept until it is this old.
+_MIN_AGE_SECONDS = 10
 # Temporaries of older sk_template versions (no host, no lock): by age only.
 _LEGACY_STALE_SECONDS = 3600
 _TAGS = ("tmp", "old", "part")
@@ -178,7 +182,7 @@ def _abandoned(entry, match, lock):
     if match["host"] is None:  # an older sk_template's: no host, no lock
         return age > _LEGACY_STALE_SECONDS
     if match["host"] == _HOST and not _pid_running(int(match["pid"])):
-        return True
+        return age > _MIN_AGE_SECONDS
     # Its process runs (a reused pid, or a writer between creating and
     # locking it), or runs on another host: only once it has not changed for
     # a while, a short while when its lock is free.
@@ -256,8 +260,10 @@ def replace_dir(tmp, target):
         if not target.exists():
             raise
     old = temp_sibling(target, "old")
+    moved = False
     try:
         os.replace(target, old)
+        moved = True
     except FileNotFoundError:
         pass  # someone else moved it away first
     try:
@@ -265,6 +271,11 @@ def replace_dir(tmp, target):
     except OSError:
         # Lost a race with another writer: keep theirs.
         shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:  # Ctrl-C between the two renames: put the old back
+        if moved:
+            with contextlib.suppress(OSError):
+                os.rename(old, target)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -376,16 +387,23 @@ def write_atomic(path, write):
 
     A symbolic link is written through (the file it names is replaced, the
     link is kept); a FIFO or character device is written into directly; a
-    folder or other special file is an error naming ``path``.
+    folder or other special file is an error naming ``path``. A file replaced
+    keeps its permission bits.
     """
     path = Path(path)
     kind, real = _file_target(path)
     if kind == "stream" and _write_stream(real, write):
         return path
     remove_abandoned(real.parent, real.name)
+    try:
+        mode = stat.S_IMODE(os.stat(real).st_mode)
+    except OSError:
+        mode = None  # a new file: the umask's mode, as open() gives
     tmp = None
     try:
         with open_temp(real) as (tmp, f):
+            if mode is not None:  # the file replaced keeps its permissions
+                os.chmod(tmp, mode)
             write(f)
             f.flush()
             os.fsync(f.fileno())

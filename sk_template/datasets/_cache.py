@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ._atomic import building_dir, is_temp_name, remove_abandoned
 from ._decode import decoder_id
@@ -45,11 +46,17 @@ def cache_dir(data_home, key):
 
 
 def cache_key(base, options):
-    """Name of the cache folder for ``base`` loaded with ``options`` (a dict)."""
+    """Name of the cache folder for ``base`` loaded with ``options`` (a dict).
+
+    Besides the options, the decoders (:func:`._decode.decoder_id`) and
+    ``PIL.Image.MAX_IMAGE_PIXELS``, which decides which files are skipped (or
+    refused): raising it never serves a cache that skipped the larger images.
+    """
     blob = json.dumps(
         {
             "format": FORMAT_VERSION,
             "decoder": decoder_id(),
+            "max_image_pixels": Image.MAX_IMAGE_PIXELS,
             "base": os.path.realpath(base),
             **options,
         },

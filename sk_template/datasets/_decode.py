@@ -4,16 +4,21 @@ Pillow is the general decoder (PNG, JPEG, WebP, BMP, GIF, TIFF, PNM). Two
 optional decoders of the ``fast`` extra (``pip install sk_template[fast]``)
 take the common cases and give the very same pixels:
 
-* ``pyspng`` decodes 8-bit grey, grey+alpha, RGB and RGBA PNGs about three
-  times faster; anything it cannot do exactly (palette, 16-bit, 1/2/4-bit
-  PNGs, colour-key transparency, an EXIF block) goes to Pillow.
+* ``pyspng`` decodes small 8-bit grey, grey+alpha, RGB and RGBA PNGs (up to
+  ``SPNG_MAX_BYTES`` of image data: MNIST-sized images, icons) about twice as
+  fast; anything it cannot do exactly (palette, 16-bit, 1/2/4-bit PNGs,
+  colour-key transparency, an EXIF block) goes to Pillow. pyspng checks
+  neither chunk CRCs nor the zlib stream's Adler-32 checksum, which Pillow
+  refuses damaged files on, so both are checked first (the Adler-32 by
+  inflating the image data once more with ``zlib``, a cost that only pays off
+  for small images: larger PNGs go to Pillow).
 * ``simplejpeg`` (libjpeg-turbo, as Pillow's wheels) decodes 8-bit grey and
   colour JPEGs about 15% faster than Pillow; CMYK, 12-bit, arithmetic-coded
   and EXIF-carrying JPEGs go to Pillow. Both run libjpeg-turbo with the same
   settings (accurate integer DCT, smooth chroma upsampling), so the pixels are
   equal (the tests compare them). A Pillow built on another JPEG library may
-  round differently, so the cache key names the JPEG decoder in use
-  (:func:`decoder_id`) and a cache is never served across decoders.
+  round differently, so the cache key names the decoders in use and their
+  versions (:func:`decoder_id`) and a cache is never served across decoders.
 
 Every change of mode after decoding is done by Pillow's own ``Image.convert``
 and every resize by Pillow's ``Image.resize``, whichever decoder ran.
@@ -47,17 +52,27 @@ any pixels, which applies Pillow's guard against decompression bombs,
 ``PIL.Image.MAX_IMAGE_PIXELS`` (about 89 million pixels unless changed; None
 turns it off), as Pillow itself does: over the limit, a
 ``DecompressionBombWarning`` naming the file and the image is decoded; over
-twice the limit, an :class:`ImageDecodeError` and nothing is decoded.
+twice the limit, an :class:`ImageDecodeError` and nothing is decoded. Where
+warnings are errors (``python -W error``), the warning is one too: an
+:class:`ImageDecodeError` naming the file.
+
+Joblib's worker processes (``n_jobs``) decode with the settings of the process
+that started them: ``PIL.Image.MAX_IMAGE_PIXELS``, ``USE_PYSPNG`` and
+``USE_SIMPLEJPEG`` are passed along with each chunk of files (and whether
+a ``DecompressionBombWarning`` is an error), and the pixel-limit warnings a
+worker raises are repeated in the caller.
 """
 
 import io
 import os
+import platform
 import re
 import struct
 import warnings
 import zlib
 
 import numpy as np
+import PIL
 from joblib import Parallel, delayed, effective_n_jobs
 from PIL import ExifTags, Image, UnidentifiedImageError
 
@@ -104,25 +119,49 @@ _UPRIGHT = {
 # progressive Huffman-coded frames; every other frame marker goes to Pillow.
 _JPEG_FRAMES = frozenset({0xC0, 0xC1, 0xC2})
 _JPEG_OTHER_FRAMES = frozenset(range(0xC3, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_READ_BLOCK = 1 << 16
+# PNGs with more image data (bytes of filtered rows) than this go to Pillow:
+# checking the Adler-32 inflates the data a second time, which costs more
+# than pyspng saves once images are larger (measured crossover: ~12 KiB).
+SPNG_MAX_BYTES = 8192
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 # Below this many files a single process is faster than starting workers.
 MIN_FILES_PER_JOB = 1000
 
 
 def read_file(path):
-    """Return the bytes of ``path`` with one open and (usually) one read."""
+    """Return the bytes of ``path``: one open, one ``fstat``, reads into one
+    buffer of the file's size.
+
+    At most the size ``fstat`` tells is read (a file growing meanwhile is read
+    as it was), and the memory taken is that size, once: no read is unbounded
+    and no bytes are copied.
+    """
     fd = os.open(path, _OPEN_FLAGS)
     try:
-        data = os.read(fd, _READ_BLOCK)
-        if len(data) == _READ_BLOCK:
-            chunks = [data]
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            data = b"".join(chunks)
-        return data
+        size = os.fstat(fd).st_size
+        buf = bytearray(size)
+        view = memoryview(buf)
+        done = 0
+        while done < size:
+            n = os.readv(fd, [view[done:]]) if _READV else _readinto(fd, view[done:])
+            if n == 0:  # the file shrank meanwhile
+                break
+            done += n
+        view.release()
+        if done < size:
+            del buf[done:]
+        return buf
     finally:
         os.close(fd)
+
+
+_READV = hasattr(os, "readv")
+
+
+def _readinto(fd, view):  # pragma: no cover - where os.readv is missing
+    data = os.read(fd, len(view))
+    view[: len(data)] = data
+    return len(data)
 
 
 def check_pixel_limit(path, width, height):
@@ -140,7 +179,7 @@ def check_pixel_limit(path, width, height):
         return
     if pixels > 2 * limit:
         raise ImageDecodeError(path, _too_big(f"{width}x{height}", pixels, limit))
-    if pixels > limit:
+    try:
         warnings.warn(
             f"{path}: {width}x{height} is {pixels:,} pixels, over "
             f"PIL.Image.MAX_IMAGE_PIXELS ({limit:,}), Pillow's guard against "
@@ -150,6 +189,14 @@ def check_pixel_limit(path, width, height):
             Image.DecompressionBombWarning,
             stacklevel=2,
         )
+    except Image.DecompressionBombWarning:  # warnings are errors (-W error)
+        raise ImageDecodeError(
+            path,
+            f"{width}x{height} is {pixels:,} pixels, over "
+            f"PIL.Image.MAX_IMAGE_PIXELS ({limit:,}), and DecompressionBombWarning "
+            "is an error here (-W error); raise PIL.Image.MAX_IMAGE_PIXELS to load "
+            "images this large",
+        ) from None
 
 
 def _too_big(size, pixels, limit):
@@ -192,10 +239,79 @@ def _convert(im, mode, path):
     return im
 
 
+def _version(module):
+    return getattr(module, "__version__", "?")
+
+
 def decoder_id():
-    """What decoded pixels depend on besides the options: a part of cache keys."""
-    jpeg = "simplejpeg" if _simplejpeg is not None and USE_SIMPLEJPEG else "pillow"
-    return f"{DECODER_VERSION}/jpeg={jpeg}"
+    """What decoded pixels depend on besides the options: a part of cache keys.
+
+    The decoders in use and their versions (a new libjpeg-turbo in Pillow's
+    wheels may round differently).
+    """
+    jpeg = (
+        f"simplejpeg-{_version(_simplejpeg)}"
+        if _simplejpeg is not None and USE_SIMPLEJPEG
+        else "pillow"
+    )
+    png = (
+        f"pyspng-{_version(_pyspng)}"
+        if _pyspng is not None and USE_PYSPNG
+        else "pillow"
+    )
+    return (
+        f"{DECODER_VERSION}/pillow={PIL.__version__}/jpeg={jpeg}/png={png}"
+        f"/{platform.machine()}"
+    )
+
+
+def _bomb_warning_is_error():
+    """Whether a DecompressionBombWarning raises here (``-W error``)."""
+    with warnings.catch_warnings(record=True):
+        try:
+            warnings.warn("probe", Image.DecompressionBombWarning, stacklevel=1)
+        except Image.DecompressionBombWarning:
+            return True
+    return False
+
+
+def settings():
+    """The module-level settings a decoding worker process must share.
+
+    Passed to :func:`decode_chunk` in every joblib task, since a worker
+    process starts with the defaults whatever the caller changed:
+    ``(MAX_IMAGE_PIXELS, USE_PYSPNG, USE_SIMPLEJPEG, bomb warnings are
+    errors)``.
+    """
+    return (
+        Image.MAX_IMAGE_PIXELS,
+        USE_PYSPNG,
+        USE_SIMPLEJPEG,
+        _bomb_warning_is_error(),
+    )
+
+
+def _apply(shared):
+    """Make ``shared`` (from :func:`settings`) this process's settings."""
+    global USE_PYSPNG, USE_SIMPLEJPEG
+    Image.MAX_IMAGE_PIXELS, USE_PYSPNG, USE_SIMPLEJPEG, _ = shared
+
+
+def _decode_chunk_in_worker(paths, mode, size, resize, shape, stop_on_error, shared):
+    """:func:`decode_chunk` in a worker process, with the caller's settings;
+    also returns the pixel-limit warnings raised, for the caller to repeat
+    (a worker's own warnings reach nobody)."""
+    _apply(shared)
+    with warnings.catch_warnings(record=True) as caught:
+        action = "error" if shared[3] else "always"
+        warnings.simplefilter(action, Image.DecompressionBombWarning)
+        result = decode_chunk(paths, mode, size, resize, shape, stop_on_error)
+    bombs = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, Image.DecompressionBombWarning)
+    ]
+    return (*result, bombs)
 
 
 def resize_box(width, height, size, resize):
@@ -320,13 +436,53 @@ def _draft(im, size, resize):
     return 1 if drafted is None else round(width / drafted[1][2])
 
 
+# Files larger than this are handed to Pillow without a copy (io.BytesIO
+# copies a bytearray): a huge file is held in memory once.
+_COPY_LIMIT = 1 << 20
+
+
+class _BufferReader(io.RawIOBase):
+    """A seekable, read-only file over a buffer, sharing its memory."""
+
+    def __init__(self, data):
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def readinto(self, b):
+        n = max(0, min(len(b), len(self._view) - self._pos))
+        b[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}
+        self._pos = max(0, base[whence] + offset)
+        return self._pos
+
+    def tell(self):
+        return self._pos
+
+
+def _stream(data):
+    """``data`` as the file object Pillow reads; large buffers are not copied."""
+    if len(data) <= _COPY_LIMIT or isinstance(data, bytes):
+        return io.BytesIO(data)
+    return io.BufferedReader(_BufferReader(data), buffer_size=1 << 16)
+
+
 def _open_pillow(data, path):
     """``Image.open`` (which reads only the header), then the size limit."""
     with warnings.catch_warnings():
         # check_pixel_limit warns instead, naming the file.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(_stream(data))
         except Image.DecompressionBombError as exc:
             # Pillow's own check, over twice the limit, stops Image.open
             # before it tells the size: say what check_pixel_limit says.
@@ -367,26 +523,38 @@ def _decode_pillow(data, mode, size, resize, path):
 def _spng_mode(data):
     """Pillow's mode for a PNG pyspng decodes exactly, else None.
 
-    Besides the format (8 bits; grey, grey+alpha, RGB, RGBA), the chunks are
-    walked: pyspng ignores a colour-key transparency chunk (tRNS), which
-    Pillow applies, and an EXIF chunk (eXIf), whose orientation Pillow
-    reads, and it does not check chunk CRCs, so it would decode damaged data
-    that Pillow refuses.  Such files go to Pillow.
+    Besides the format (8 bits; grey, grey+alpha, RGB, RGBA) and the size
+    (at most ``SPNG_MAX_BYTES`` of image data), the chunks are walked: pyspng
+    ignores a colour-key transparency chunk (tRNS), which Pillow applies, and
+    an EXIF chunk (eXIf), whose orientation Pillow reads, and it checks
+    neither chunk CRCs nor the Adler-32 of the compressed image data, so it
+    would decode damaged data that Pillow refuses.  Such files go to Pillow.
     """
     if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33:
         return None
     if data[24] != 8:  # bit depth
         return None
     mode = _SPNG_MODES.get(data[25])  # colour type
-    pos, n = 8, len(data)
-    while mode is not None and pos + 12 <= n:
+    if mode is None:
+        return None
+    width, height = _PNG_SIZE.unpack_from(data, 16)
+    if height * (1 + width * len(mode)) > SPNG_MAX_BYTES:
+        return None
+    pos, n, idat = 8, len(data), []
+    while pos + 12 <= n:
         length, kind = _CHUNK_HEAD.unpack_from(data, pos)
         end = pos + 12 + length
         if end > n or kind in (b"tRNS", b"eXIf"):
             return None
         if zlib.crc32(data[pos + 4 : end - 4]) != _CRC.unpack_from(data, end - 4)[0]:
             return None
-        if kind == b"IEND":
+        if kind == b"IDAT":
+            idat.append(data[pos + 8 : end - 4])
+        elif kind == b"IEND":
+            try:  # checks the Adler-32, as Pillow does
+                zlib.decompress(b"".join(idat))
+            except zlib.error:
+                return None
             return mode
         pos = end
     return None
@@ -396,7 +564,7 @@ def _decode_spng(data, stored, mode, size, resize, path):
     width, height = _PNG_SIZE.unpack_from(data, 16)  # IHDR's
     check_pixel_limit(path, width, height)
     try:
-        arr = _pyspng.load(data)
+        arr = _pyspng.load(bytes(data))  # it takes bytes only; small here
     except RuntimeError:  # pyspng's only error: data it cannot decode
         return None  # let Pillow decode it, or name what is wrong with it
     if (mode is None or mode == stored) and (
@@ -457,7 +625,7 @@ def _decode_simplejpeg(data, frame, mode, size, resize, path):
             min_height=shape[0] if scale > 1 else 0,
             min_width=shape[1] if scale > 1 else 0,
         )
-    except Exception:
+    except ValueError:  # simplejpeg's error: data libjpeg-turbo cannot decode
         return None  # let Pillow decode it, or name what is wrong with it
     if arr.shape[:2] != shape:
         return None  # simplejpeg chose another scale (tiny images)
@@ -532,12 +700,13 @@ def _chunks(n, n_jobs):
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
-def reference_shape(paths, mode, size, resize, stop_on_error):
-    """Shape of the first decodable file, and the errors met before it."""
+def first_image(paths, mode, size, resize, stop_on_error):
+    """The first decodable file's pixels (None when there is none), and the
+    ``(row, reason)`` errors met before it: it is ``paths[len(errors)]``."""
     errors = []
     for i, path in enumerate(paths):
         try:
-            return decode_file(path, mode=mode, size=size, resize=resize).shape, errors
+            return decode_file(path, mode=mode, size=size, resize=resize), errors
         except ImageDecodeError as exc:
             if stop_on_error:
                 raise
@@ -546,7 +715,16 @@ def reference_shape(paths, mode, size, resize, stop_on_error):
 
 
 def decode_files(
-    paths, *, mode, size, resize, shape, stop_on_error, n_jobs, progress=None
+    paths,
+    *,
+    mode,
+    size,
+    resize,
+    shape,
+    stop_on_error,
+    n_jobs,
+    progress=None,
+    first=None,
 ):
     """Decode every file of ``paths`` into one (n, *shape) uint8 array.
 
@@ -554,28 +732,45 @@ def decode_files(
     are enough files to pay for them; each worker returns its block and the
     result is the same as with one process. Returns ``(out, errors,
     mismatched)`` with row indices into ``paths`` (see :func:`decode_chunk`).
+    ``first``, what :func:`first_image` returned for ``paths``, saves decoding
+    those files again.
     """
     n = len(paths)
     out = np.empty((n, *shape), dtype=np.uint8)
-    errors, mismatched = [], []
+    errors, mismatched, start = [], [], 0
+    if first is not None:
+        arr, errors = first[0], list(first[1])
+        start = len(errors) + 1
+        if arr.shape == shape:
+            out[start - 1] = arr
+        else:
+            mismatched.append((start - 1, arr.shape))
     n_workers = effective_n_jobs(n_jobs) if n_jobs is not None else 1
-    if n_workers > 1 and n >= 2 * MIN_FILES_PER_JOB:
-        bounds = _chunks(n, n_workers)
+    if n_workers > 1 and n - start >= 2 * MIN_FILES_PER_JOB:
+        bounds = [(start + a, start + b) for a, b in _chunks(n - start, n_workers)]
+        shared = settings()
         # Each worker returns its block, copied into place below.
         results = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(decode_chunk)(paths[a:b], mode, size, resize, shape, stop_on_error)
-            for a, b in bounds
-        )
-    else:
-        bounds = [(a, min(a + 1024, n)) for a in range(0, n, 1024)]
-        # Decoded straight into place.
-        results = (
-            decode_chunk(
-                paths[a:b], mode, size, resize, shape, stop_on_error, out=out[a:b]
+            delayed(_decode_chunk_in_worker)(
+                paths[a:b], mode, size, resize, shape, stop_on_error, shared
             )
             for a, b in bounds
         )
-    for (a, b), (block, errs, mism) in zip(bounds, results, strict=True):
+    else:
+        bounds = [(a, min(a + 1024, n)) for a in range(start, n, 1024)]
+        # Decoded straight into place.
+        results = (
+            (
+                *decode_chunk(
+                    paths[a:b], mode, size, resize, shape, stop_on_error, out=out[a:b]
+                ),
+                (),
+            )
+            for a, b in bounds
+        )
+    for (a, b), (block, errs, mism, bombs) in zip(bounds, results, strict=True):
+        for message in bombs:  # as the worker's decoder warned
+            warnings.warn(message, Image.DecompressionBombWarning, stacklevel=2)
         if not np.may_share_memory(block, out):
             out[a:b] = block
         errors.extend((a + i, r) for i, r in errs)

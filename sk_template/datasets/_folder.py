@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from . import _cache
-from ._decode import RESIZE_POLICIES, decode_files, reference_shape
+from ._decode import RESIZE_POLICIES, decode_files, first_image
 from ._discover import discover, list_class_names, normalize_extensions
 from ._errors import CacheWarning, ImageDecodeError, SkippedImagesWarning
 from ._progress import Progress
@@ -88,15 +88,31 @@ def _fmt_shape(shape):
     return "x".join(str(s) for s in shape)
 
 
+class ImageSizeMismatch(ValueError):
+    """Images of one folder that differ in size (``size=`` not given).
+
+    ``reference`` is the first image, of shape ``shape``; ``mismatched``
+    lists ``(path, shape)`` of the images that differ.  A ValueError: the
+    command line words its hint in its own flags.
+    """
+
+    def __init__(self, message, reference, shape, mismatched):
+        super().__init__(message)
+        self.reference, self.shape, self.mismatched = reference, shape, mismatched
+
+
 def _raise_mismatch(base, paths, shape, reference, mismatched):
     shown = "; ".join(f"{paths[i]} is {_fmt_shape(s)}" for i, s in mismatched[:5])
     more = f" (and {len(mismatched) - 5} more)" if len(mismatched) > 5 else ""
-    raise ValueError(
+    raise ImageSizeMismatch(
         f"The images in {str(base)!r} do not all have the same size: the first, "
         f"{reference}, is {_fmt_shape(shape)}, but {len(mismatched)} differ: "
         f"{shown}{more}. Pass size=(height, width) (on the command line: --size "
         "HxW) to resize every image to one size, adding resize='crop' (--resize "
-        "crop) to keep their aspect ratio, or remove the odd files."
+        "crop) to keep their aspect ratio, or remove the odd files.",
+        reference,
+        shape,
+        [(paths[i], s) for i, s in mismatched],
     )
 
 
@@ -164,22 +180,26 @@ def _decode_all(
     progress,
     shape=None,
     reference=None,
+    first=None,
 ):
     """Decode ``paths`` into one uint8 array.
 
     ``shape`` is the shape every image must have, the one of the file
-    ``reference``; when None, the first readable file of ``paths`` sets it.
+    ``reference``; when None, the first readable file of ``paths`` sets it
+    (``first``: :func:`first_image` of ``paths``, when already decoded).
     Returns ``(array, kept-row mask or None, skipped files, shape)``.
     """
     stop = on_error == "raise"
     if shape is None:
-        shape, first_errors = reference_shape(paths, mode, size, resize, stop)
-        if shape is None:
+        if first is None:
+            first = first_image(paths, mode, size, resize, stop)
+        arr, first_errors = first
+        if arr is None:
             raise ValueError(
                 f"None of the {len(paths)} image files in {str(base)!r} could be "
                 f"read; the first is {paths[0]} ({first_errors[0][1]})."
             )
-        reference = paths[len(first_errors)]
+        shape, reference = arr.shape, paths[len(first_errors)]
     _check_memory(len(paths), shape, reference)
     out, errors, mismatched = decode_files(
         paths,
@@ -190,6 +210,7 @@ def _decode_all(
         stop_on_error=stop,
         n_jobs=n_jobs,
         progress=progress,
+        first=first,
     )
     if errors and stop:
         i, reason = errors[0]
@@ -476,10 +497,12 @@ def load_image_folder(
                 f"read; the first is {special[0][0]} ({special[0][1]})."
             )
         progress = Progress(len(paths), "Decoding images", verbose=verbose)
-        u8, keep, skipped, shape = _decode_all(
-            base, paths, mode, size, resize, on_error, n_jobs, progress
-        )
-        progress.close()
+        try:
+            u8, keep, skipped, shape = _decode_all(
+                base, paths, mode, size, resize, on_error, n_jobs, progress
+            )
+        finally:  # an error or Ctrl-C must not leave the bar drawn
+            progress.close()
         skipped = special + skipped
         if keep is not None:
             codes = codes[keep]
@@ -666,18 +689,26 @@ def _iter_batches(
     target = listing.target_names[codes]
     shape, reference, all_skipped = None, None, _special_files(listing, on_error)
     for a in range(0, len(paths), batch_size):
-        batch = paths[a : a + batch_size]
+        batch, first = paths[a : a + batch_size], None
         if shape is None:
-            shape, first_errors = reference_shape(
-                batch, mode, size, resize, on_error == "raise"
-            )
-            if shape is None:  # every file of this batch is unreadable
-                all_skipped.extend((batch[i], r) for i, r in first_errors)
+            first = first_image(batch, mode, size, resize, on_error == "raise")
+            if first[0] is None:  # every file of this batch is unreadable
+                all_skipped.extend((batch[i], r) for i, r in first[1])
                 continue
-            reference = batch[len(first_errors)]
-        u8, keep, skipped, _ = _decode_all(
-            base, batch, mode, size, resize, on_error, n_jobs, None, shape, reference
+        u8, keep, skipped, shape = _decode_all(
+            base,
+            batch,
+            mode,
+            size,
+            resize,
+            on_error,
+            n_jobs,
+            None,
+            shape,
+            reference,
+            first,
         )
+        reference = reference or batch[len(first[1])]
         all_skipped.extend(skipped)
         y = target[a : a + batch_size]
         if keep is not None:

@@ -52,9 +52,13 @@ class _Deadline:
     """A deadline for one whole download: connection, headers and body.
 
     urllib's ``timeout`` bounds each socket operation, so a server that sends
-    a few bytes at a time never times out.  When the deadline passes, every
-    connection opened through :meth:`connection` is shut down, which ends any
-    read blocked on it, and :meth:`check` raises :class:`TimeoutError`.
+    a few bytes at a time never times out.  Here each TCP connection is made
+    with a timeout of the time left (so a connection begun after the deadline
+    is never tried), and from the moment it is made (before a TLS handshake)
+    it is watched: when the deadline passes, every watched connection is shut
+    down, which ends any operation blocked on it, and :meth:`check` raises
+    :class:`TimeoutError`.  The host name lookup (DNS) before connecting is
+    the system resolver's and is not bounded by the deadline.
     """
 
     def __init__(self, url, timeout):
@@ -70,38 +74,57 @@ class _Deadline:
             self._timer.daemon = True
             self._timer.start()
 
+    def _shut_down(self):
+        """Shut every watched connection down; the caller holds the lock
+        (which keeps :meth:`close` from closing a socket meanwhile)."""
+        for sock in self._socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _expire(self):
         with self._lock:
             self.expired = True
-            for sock in self._socks:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            self._shut_down()
 
     def watch(self, sock):
         """Shut ``sock``'s connection down at the deadline (through a
-        duplicate, so that a socket closed and reused meanwhile is safe)."""
+        duplicate, so that a socket closed and reused meanwhile is safe);
+        at once when the deadline has already passed."""
         if self._timer is None or sock is None:
             return
         dup = socket.socket(fileno=os.dup(sock.fileno()))
         with self._lock:
             self._socks.append(dup)
             if self.expired:
-                self._expire()
+                self._shut_down()
+
+    def remaining(self):
+        """Seconds left before the deadline (None: no deadline); raises
+        :class:`TimeoutError` (see :meth:`check`) when none are left."""
+        if self.end is None:
+            return None
+        self.check()
+        return max(self.end - time.monotonic(), 1e-3)
 
     def connection(self, http_class):
-        """``http_class`` whose connections are watched once connected."""
+        """``http_class`` whose connections are bounded by the deadline and
+        watched from the moment they are made."""
 
         def make(*args, **kwargs):
             conn = http_class(*args, **kwargs)
-            connect = conn.connect
+            create = conn._create_connection  # socket.create_connection
 
-            def watched_connect():
-                connect()
-                self.watch(conn.sock)
+            def watched_create(address, timeout=None, *rest, **kw):
+                left = self.remaining()
+                if left is not None and (timeout is None or timeout > left):
+                    timeout = left
+                sock = create(address, timeout, *rest, **kw)
+                self.watch(sock)
+                return sock
 
-            conn.connect = watched_connect
+            conn._create_connection = watched_create
             return conn
 
         return make
@@ -278,8 +301,10 @@ def fetch_mnist(
         Number of joblib workers writing the PNG files.
     timeout : float or None, default=60
         Seconds allowed for each file's whole download from one mirror
-        (connecting, headers and body together); a mirror that takes longer
-        is given up on and the next one tried.  ``None`` waits for ever.
+        (connecting, TLS handshake, headers and body together); a mirror that
+        takes longer is given up on and the next one tried.  The host name
+        lookup (DNS) is left to the system resolver's own timeouts.  ``None``
+        waits for ever.
 
     Returns
     -------
