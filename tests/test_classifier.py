@@ -13,6 +13,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics.pairwise import pairwise_distances
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.neighbors import NearestCentroid
@@ -630,8 +631,6 @@ def test_wrong_feature_count_at_predict():
 
 
 def test_predict_before_fit():
-    from sklearn.exceptions import NotFittedError
-
     with pytest.raises(NotFittedError):
         NearestMeanImageClassifier().predict(X_TOY)
 
@@ -895,8 +894,27 @@ def test_failed_fit_leaves_the_previous_model_usable():
         clf.fit(X_TOY, [1, 2, 1, 2], sample_weight=[0, 0, 0, 0])
     with pytest.raises(ValueError, match="at least 2 classes"):
         clf.fit(X_TOY, [5, 5, 5, 5])
+    # A failure after the input is validated: the number of features seen
+    # must not change either.
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        clf.fit(X_TOY[:, :1], [5, 5, 5, 5])
+    assert clf.n_features_in_ == 2
     assert_array_equal(clf.classes_, [3, 7])
     assert_array_equal(clf.predict(T_TOY), expected)
+
+
+def test_failed_refit_with_other_classes_keeps_every_fitted_attribute():
+    # The priors fit the old classes, not the new ones: nothing of the refit
+    # may be left behind (classes_ of 3 labels with centroids_ of 2 rows).
+    clf = NearestMeanImageClassifier(priors=[0.5, 0.5]).fit(X_TOY, Y_TOY)
+    before = {k: v for k, v in vars(clf).items() if k.endswith("_")}
+    with pytest.raises(ValueError, match="priors has 2 entries but there are 3"):
+        clf.fit(X_TOY[:3], [5, 6, 7])
+    after = {k: v for k, v in vars(clf).items() if k.endswith("_")}
+    assert after.keys() == before.keys()
+    for name, value in before.items():
+        assert after[name] is value, name
+    assert_array_equal(clf.predict(T_TOY), TRUE_TOY)
 
 
 def test_failed_first_partial_fit_can_be_retried():
@@ -904,6 +922,9 @@ def test_failed_first_partial_fit_can_be_retried():
     with pytest.raises(ValueError, match="not in classes"):
         clf.partial_fit(X_TOY, [3, 3, 7, 9], classes=[3, 7])
     assert not hasattr(clf, "classes_")
+    assert not hasattr(clf, "n_features_in_")
+    with pytest.raises(NotFittedError):
+        clf.predict(X_TOY)
     clf.partial_fit(X_TOY, Y_TOY, classes=[3, 7])
     assert_allclose(clf.centroids_, CENTROIDS_TOY)
 
