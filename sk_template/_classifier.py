@@ -443,13 +443,16 @@ class NearestMeanImageClassifier(
             centers, scatter = medians
         if self.shrink_threshold and not (scatter > 0).any():
             # Shrinking divides by the within-class spread: with none there
-            # is nothing to shrink by (scikit-learn's NearestCentroid raises
-            # too), and every centroid would silently become the overall mean.
+            # is nothing to shrink by (every ``ms`` is 0, and
+            # shrink_centroids keeps the offsets it cannot standardize), so
+            # shrink_threshold would silently do nothing.
             raise ValueError(
                 "All features have zero variance within the classes (every row "
                 "equals its class's centroid), and shrink_threshold divides by it. "
                 "Fit on data that varies within a class, or set "
-                "shrink_threshold=None."
+                "shrink_threshold=None. (scikit-learn's NearestCentroid raises "
+                "this error when the data is constant, and returns NaN centroids "
+                "otherwise.)"
             )
         class_prior = self._class_prior(stats.weights)
         dof = total - n_classes if total > n_classes else total

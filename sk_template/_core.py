@@ -615,30 +615,38 @@ def _weighted_median(X, w):
 def shrink_centroids(centroids, overall_mean, within_std, weights, threshold):
     """Nearest shrunken centroids (Tibshirani et al., 2002), as scikit-learn.
 
-    Each centroid's standardized offset from the overall mean is soft
-    thresholded by ``threshold``; features whose offsets all shrink to zero
-    stop telling the classes apart.
+    Each centroid's offset ``o`` from the overall mean is standardized by
+    ``ms = m_k * (s_j + median(s))`` and soft thresholded by ``threshold``;
+    features whose offsets all shrink to zero stop telling the classes apart.
+    The shrunk offset is ``ms * sign(o) * max(|o| / ms - t, 0) = sign(o) *
+    max(|o| - t * ms, 0)``, so where ``ms`` is zero (a feature without
+    within-class spread when more than half of the features have none, or a
+    class that holds all the weight) the offset is kept as it is: the limit
+    as ``ms`` goes to zero, where scikit-learn computes NaN.
 
     Returns
     -------
     deviations : ndarray of shape (n_classes, n_features)
-        Standardized offsets after shrinking.
+        Standardized offsets ``o / ms`` after shrinking; 0 where ``ms`` is
+        zero (no finite standardized offset), NaN for classes with no weight.
     centroids : ndarray of shape (n_classes, n_features)
         The shrunken centroids.
     """
     total = weights.sum()
+    offsets = centroids - overall_mean
     with np.errstate(divide="ignore", invalid="ignore"):
         m = np.sqrt(1.0 / weights - 1.0 / total)
         ms = m[:, None] * (within_std + np.median(within_std))
-        deviations = (centroids - overall_mean) / ms
-    # A class that holds all the weight seen so far (m == 0) is the overall
-    # mean: nothing to shrink.  Classes with no weight stay NaN.
-    deviations[(ms == 0) & ~np.isnan(centroids)] = 0.0
+        deviations = offsets / ms
+    unscaled = (ms == 0) & ~np.isnan(centroids)
+    deviations[unscaled] = 0.0
     if threshold:
         deviations = np.sign(deviations) * np.clip(
             np.abs(deviations) - threshold, 0, None
         )
-        centroids = overall_mean + ms * deviations
+        # scikit-learn's arithmetic where ms > 0; the limit, the unshrunk
+        # offset, where it is zero.
+        centroids = np.where(unscaled, centroids, overall_mean + ms * deviations)
     return deviations, centroids
 
 
