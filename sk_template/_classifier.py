@@ -59,6 +59,20 @@ def check_weights(sample_weight, X):
     )
 
 
+def runnable_device(device, model="This model", stacklevel=3):
+    """``device`` where this machine has it, else ``"cpu"`` with a warning
+    (a model fitted on a GPU, loaded on a machine without one)."""
+    if device_available(device):
+        return device
+    warnings.warn(
+        f"{model} was fitted with device={device!r}, which is not available here; "
+        "it will run on the CPU (device='cpu').",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+    return "cpu"
+
+
 def _host_labels(y):
     """``y`` with a tensor brought to the host as a numpy array."""
     return y.detach().cpu().numpy() if is_tensor(y) else y
@@ -684,16 +698,16 @@ class NearestMeanImageClassifier(
         return self.classes_.size
 
     def __setstate__(self, state):
+        # pickle, joblib and skops.io.load all restore the state through here.
+        state = dict(state)
+        if isinstance(state.get("_stats"), ClassStats):
+            # A pickle from before the fitted state was plain numpy arrays.
+            state["_stats"] = dict(vars(state["_stats"]))
+        if "centroids_" in state:
+            state["centroids_"] = _read_only(state["centroids_"])
         super().__setstate__(state)
-        device = state.get("device", "cpu")
-        if "classes_" in state and not device_available(device):
-            warnings.warn(
-                f"This model was fitted with device={device!r}, which is not "
-                "available here; it will run on the CPU (device='cpu').",
-                UserWarning,
-                stacklevel=2,
-            )
-            self.device = "cpu"
+        if "classes_" in state:
+            self.device = runnable_device(state.get("device", "cpu"))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -52,8 +52,8 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._classifier import NearestMeanImageClassifier
-from ._core import ClassStats, device_available
+from ._classifier import NearestMeanImageClassifier, runnable_device
+from ._core import ClassStats
 from .datasets._atomic import write_atomic
 
 __all__ = ["FORMAT_VERSION", "load_model", "save_model"]
@@ -904,15 +904,9 @@ def load_model(path, *, return_metadata=False):
                     "values (inf or NaN)."
                 )
 
-    device = params.get("device", "cpu")
-    if not device_available(device):
-        warnings.warn(
-            f"The model in {path} was fitted with device={device!r}, which is not "
-            "available here; it will run on the CPU (device='cpu').",
-            UserWarning,
-            stacklevel=2,
-        )
-        params["device"] = "cpu"
+    params["device"] = runnable_device(
+        params.get("device", "cpu"), f"The model in {path}"
+    )
     try:
         model = NearestMeanImageClassifier(**params)
         model._validate_params()

@@ -569,6 +569,8 @@ def test_joblib_round_trip_predicts_identically(tmp_path, digits):
         path = tmp_path / f"{metric}.joblib"
         joblib.dump(clf, path)
         loaded = joblib.load(path)
+        assert not loaded.centroids_.flags.writeable
+        assert not pickle.loads(pickle.dumps(clf)).centroids_.flags.writeable
         assert_array_equal(loaded.predict_proba(X_test), before)
         assert_array_equal(loaded.predict(X_test), clf.predict(X_test))
 
@@ -588,6 +590,19 @@ def test_pickle_holds_no_torch_tensor(digits):
     listing = _pickled_modules(clf)
     assert "torch" not in listing
     assert "sk_template._classifier" in listing
+
+
+def test_pickle_of_a_model_with_class_stats_loads_and_keeps_learning():
+    # Earlier versions pickled the fitted sums as a ClassStats object; such a
+    # pickle loads into the plain arrays this version keeps.
+    from sk_template._core import ClassStats
+
+    old = NearestMeanImageClassifier().partial_fit(X_TOY[:3], Y_TOY[:3], [3, 7])
+    old._stats = ClassStats(**old._stats)
+    loaded = pickle.loads(pickle.dumps(old))
+    assert type(loaded._stats) is dict
+    loaded.partial_fit(X_TOY[3:], Y_TOY[3:])
+    assert_array_equal(loaded.centroids_, CENTROIDS_TOY)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
