@@ -128,12 +128,13 @@ def _accumulator_dtype(device):
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-# torch dtypes whose every value float32 holds exactly.
-_FLOAT32_EXACT = {
+# torch dtypes computed in float32: float32 holds every value exactly, and
+# for the integers (8 bits at most) every square and every sum of up to
+# ``_MAX_EXACT_ROWS`` of them too.
+_IN_FLOAT32 = {
     torch.bool,
     torch.uint8,
     torch.int8,
-    torch.int16,
     torch.float16,
     torch.bfloat16,
     torch.float32,
@@ -143,22 +144,25 @@ _FLOAT32_EXACT = {
 def compute_dtype(X, device):
     """The float dtype ``X`` is computed in on ``device``.
 
-    float32 for dtypes it holds exactly (uint8 images above all: half the
-    work and memory of float64), float64 for the rest (float64, 32- and 64-bit
-    integers), as scikit-learn keeps float64 precision.  MPS has only float32.
+    float32 for 8-bit integers and bool (uint8 images above all: half the
+    work and memory of float64, and their sums stay exact), float16 and
+    float32; float64 for the rest (float64, and 16-, 32- and 64-bit integers,
+    whose squares float32 cannot sum exactly: 255**2 * 256 rows is below
+    2**24, 65535**2 is not), as scikit-learn keeps float64 precision.  MPS
+    has only float32.
     """
     if device.type == "mps":
         return torch.float32
     if is_tensor(X):
-        exact = X.dtype in _FLOAT32_EXACT
+        in_float32 = X.dtype in _IN_FLOAT32
     else:
         dt = np.dtype(X.dtype)
-        exact = (
+        in_float32 = (
             dt.kind == "b"
-            or (dt.kind in "ui" and dt.itemsize <= 2)
+            or (dt.kind in "ui" and dt.itemsize == 1)
             or (dt.kind == "f" and dt.itemsize <= 4)
         )
-    return torch.float32 if exact else torch.float64
+    return torch.float32 if in_float32 else torch.float64
 
 
 # --------------------------------------------------------------------------- tensors

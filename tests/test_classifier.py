@@ -872,9 +872,10 @@ def test_float32_centroids_are_within_the_documented_bound(batch_size):
     assert np.abs(make().fit(X, y).centroids_ - exact).max() > 0  # not exact
 
 
-# README: dtypes float32 holds exactly are computed in float32, the rest in float64.
-IN_FLOAT32 = [np.uint8, np.int8, np.uint16, np.int16, np.bool_, np.float16, np.float32]
-IN_FLOAT64 = [np.int32, np.int64, np.uint32, np.uint64, np.float64]
+# README: bool, 8-bit integers and floats of up to 32 bits are computed in
+# float32, the rest (16-bit integers included) in float64.
+IN_FLOAT32 = [np.uint8, np.int8, np.bool_, np.float16, np.float32]
+IN_FLOAT64 = [np.uint16, np.int16, np.int32, np.int64, np.uint32, np.uint64, np.float64]
 
 
 @pytest.mark.parametrize("dtype", IN_FLOAT32 + IN_FLOAT64)
@@ -883,6 +884,27 @@ def test_compute_dtype_is_the_documented_one(dtype):
 
     expected = torch.float32 if dtype in IN_FLOAT32 else torch.float64
     assert compute_dtype(np.zeros((2, 3), dtype), torch.device("cpu")) == expected
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16])
+def test_16_bit_images_fit_exactly_however_split(dtype):
+    # Their squares (up to 65535**2) do not sum exactly in float32: the
+    # centroids and spread would depend on batch_size and on the split.
+    rng = np.random.default_rng(0)
+    info = np.iinfo(dtype)
+    X = rng.integers(info.max - 5000, info.max, size=(3000, 4), dtype=dtype)
+    y = rng.integers(0, 2, len(X))
+    exact = np.stack([X[y == k].astype(np.float64).mean(axis=0) for k in (0, 1)])
+    full = NearestMeanImageClassifier().fit(X, y)
+    assert_array_equal(full.centroids_, exact)
+    inc = NearestMeanImageClassifier()
+    inc.partial_fit(X[:1500], y[:1500], classes=[0, 1])
+    inc.partial_fit(X[1500:], y[1500:])
+    for model in (NearestMeanImageClassifier(batch_size=1).fit(X, y), inc):
+        assert_array_equal(model.centroids_, full.centroids_)
+        assert model.within_class_std_ == pytest.approx(
+            full.within_class_std_, rel=1e-12
+        )
 
 
 def test_big_user_chunks_sum_exactly():
