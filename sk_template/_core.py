@@ -286,9 +286,13 @@ def _upcast(part, chunk, shift):
 
 
 def _host_tensor(part):
-    """A slice as a tensor, without a copy where torch can wrap its dtype."""
+    """A slice as a tensor, without a copy where torch can wrap its dtype and
+    strides (a slice of a reversed array, ``X[::-1]``, is copied: torch has no
+    negative strides)."""
     if is_tensor(part):
         return part
+    if any(step < 0 for step in part.strides):
+        part = np.ascontiguousarray(part)
     if not part.dtype.isnative:
         part = part.astype(part.dtype.newbyteorder("="))
     if part.dtype not in _TORCH_NATIVE:
