@@ -379,3 +379,24 @@ def test_unparsable_npy_header_is_a_clear_error(tmp_path, model_file):
             zf.writestr(name + ".npy", data)
     with pytest.raises(ValueError, match="member 'classes' has a bad header"):
         load_model(path)
+
+
+@pytest.mark.parametrize("descr", ["|S0", "<U0", "|V0"])
+@pytest.mark.parametrize("name", ["classes", "params", "stats_sums"])
+def test_zero_byte_dtypes_are_refused_by_name(tmp_path, model_file, descr, name):
+    # An item of 0 bytes makes any shape 0 bytes long, so the size checks
+    # cannot bound it: numpy would allocate 10**12 items (or crash) for it.
+    arrays = _members(model_file)
+    path = tmp_path / "bad.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for other, value in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, value, allow_pickle=False)
+            data = buffer.getvalue()
+            if other == name:
+                data = _npy_header((10**12,), descr)
+            zf.writestr(other + ".npy", data)
+    message, peak = _load_measured(path)
+    assert f"corrupt model file: {name} has dtype {np.dtype(descr)}" in message
+    assert "0 bytes" in message
+    assert peak < 50 * 2**20
