@@ -798,11 +798,10 @@ class Posterior:
 
     Turns a chunk's distances into what a method of the estimator returns:
     the log posterior of each class up to a constant (``decision_function``),
-    probabilities, their log, or labels.  :meth:`predict` computes no
-    probability: with uniform priors it is the nearest centroid (the argmin of
-    the distances), otherwise the argmax of the log posterior; either way the
-    first of tied classes, as :func:`numpy.argmax` of the probabilities picks
-    it.
+    probabilities, their log, or labels.  :meth:`predict` is the argmax of
+    the probabilities, the first of tied classes as :func:`numpy.argmax`
+    picks it, but computes them only for rows whose two most probable
+    classes are within rounding of each other.
 
     Parameters
     ----------
@@ -824,7 +823,6 @@ class Posterior:
             self.factor = -mean_sq_norm / self.std**2
         self.dtype = _accumulator_dtype(device)
         prior = np.asarray(class_prior, dtype=np.float64)
-        self.nearest = bool((prior == prior[0]).all())
         with np.errstate(divide="ignore"):
             log_prior = np.log(prior)
         self.log_prior = torch.as_tensor(log_prior, dtype=self.dtype).to(device)
@@ -856,12 +854,32 @@ class Posterior:
         return torch.log_softmax(self.log_posterior(distances), dim=1)
 
     def predict(self, distances):
-        """Index of the most probable class (the first of tied ones)."""
-        if self.nearest:
-            # Contiguous first: an argmin along the rows of a transposed
-            # view is slower than the copy.
-            return distances.contiguous().argmin(dim=1)
-        return self.log_posterior(distances).argmax(dim=1)
+        """Index of the most probable class: the argmax of :meth:`proba`,
+        the first of tied ones.
+
+        The argmax of the log posterior, without a probability, where its
+        two largest values are further apart than rounding (then the
+        softmax keeps their order); the rows where they are not, ties
+        included, take the argmax of :meth:`proba` itself, so that the two
+        cannot disagree (with uniform priors, two distances that differ can
+        give the same log posterior when ``within_class_std_`` is large).
+        """
+        # Contiguous first: reductions along the rows of a transposed view
+        # are slower than the copy.
+        scores = self.log_posterior(distances).contiguous()
+        best, index = scores.max(dim=1)
+        # Rows with another score within rounding of their largest.
+        close = torch.count_nonzero(scores >= best.sub_(_SCORE_TIE)[:, None], dim=1)
+        near = torch.nonzero(close > 1).ravel()
+        if near.numel():
+            index[near] = torch.softmax(scores[near], dim=1).argmax(dim=1)
+        return index
+
+
+# Log posteriors closer than this may be equal once turned into
+# probabilities (exp and the division round to 2**-53 relative): such rows
+# are decided by the probabilities themselves.
+_SCORE_TIE = 2.0**-40
 
 
 def pairwise_distances(X, centroids, *, batch_size, reduce=None):

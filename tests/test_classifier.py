@@ -290,6 +290,18 @@ def test_predict_is_argmax_of_proba_ties_included(metric, priors):
     assert (pred % 2 == 0).all()  # the first of the tied twins, as np.argmax
 
 
+@pytest.mark.parametrize("priors", ["uniform", [0.4, 0.6]])
+def test_predict_is_argmax_of_proba_at_near_ties(priors):
+    # Far apart rows make within_class_std_ about 1e9: the distances 0.9 and
+    # 0.1 give log posteriors that round to the same value, and proba to
+    # [0.5, 0.5], whose argmax is the first class, not the nearer one.
+    s = 1e9
+    X = np.array([[-s], [s], [1 - s], [1 + s]])
+    clf = NearestMeanImageClassifier(priors=priors).fit(X, [0, 0, 1, 1])
+    T = np.array([[0.9], [0.1], [0.5], [0.6], [0.4], [2.0], [-1.0]])
+    assert_array_equal(clf.predict(T), clf.predict_proba(T).argmax(axis=1))
+
+
 def _separated_classes(n_classes=300, n_features=40, n_rows=3_000):
     rng = np.random.default_rng(0)
     prototypes = rng.integers(20, 236, size=(n_classes, n_features))
