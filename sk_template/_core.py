@@ -677,46 +677,73 @@ class Centroids:
         centroids = np.where(missing[:, None], 0.0, centroids)
         self.missing = torch.as_tensor(missing, device=device)
         self.has_missing = bool(missing.any())
+        self.exact = None
         if metric in ("euclidean", "manhattan"):
             # Work relative to the centroids' mean: distances do not change,
             # the numbers get smaller, and the expansions below lose less to
-            # rounding.
+            # rounding.  The shift is a value of ``dtype``, so that rows and
+            # centroids are shifted by the same numbers.
             shift = centroids.mean(axis=0)
+            shift = torch.as_tensor(shift).to(dtype).double().numpy()
             shifted = centroids - shift
             self.shift = torch.as_tensor(shift, dtype=dtype).to(device)
             self.C = torch.as_tensor(shifted, dtype=dtype).to(device)
             # The centroids' term of each expansion: |c|^2 or sum c.
             term = shifted**2 if metric == "euclidean" else shifted
             self.c_term = torch.as_tensor(term.sum(axis=1), dtype=dtype).to(device)
+            if dtype != torch.float64 and device.type != "mps":
+                # Rows whose nearest centroids the expansion cannot tell apart
+                # are recomputed from these (see _refine).
+                self.exact = torch.as_tensor(shifted, device=device)
+                self.exact_shift = torch.as_tensor(shift, device=device)
+                order = 2 if metric == "euclidean" else 1
+                self.c_norm = float(np.linalg.norm(shifted, ord=order, axis=1).max())
+                self.tolerance = _expansion_error(centroids.shape[1], dtype)
         else:  # cosine
             self.shift = None
             norms = np.linalg.norm(centroids, axis=1, keepdims=True)
             unit = centroids / np.where(norms > 0, norms, 1.0)
             self.C = torch.as_tensor(unit, dtype=dtype).to(device)
 
-    def distances(self, chunk, scratch=None):
+    def distances(self, chunk, scratch=None, rows=None):
         """Distances from each row of ``chunk`` to each centroid.
 
         ``chunk`` holds the rows minus :attr:`shift` (as :func:`iter_chunks`
         gives them) and may be overwritten; ``scratch``, a flat tensor of at
         least :meth:`scratch_size` values, saves an allocation per chunk for
-        the Manhattan metric.
+        the Manhattan metric.  ``rows``, the rows of ``X`` the chunk was
+        made from, lets the rows whose nearest centroid float32 cannot tell
+        be recomputed from them in float64 (see :meth:`_refine`); the result
+        is then float64.
         """
+        bound = None
         if self.metric == "euclidean":
             # |x - c|^2 = |x|^2 - 2 x.c + |c|^2.
             cross = self._products(chunk)
             sq_rows = torch.linalg.vector_norm(chunk, dim=1).square_()
+            if self.exact is not None and rows is not None:
+                # |error of d^2| <= tolerance * (|x| + |c|)^2, all shifted.
+                bound = sq_rows.sqrt().add_(self.c_norm).square_()
             # c_term - 2 x.c in one pass: -2 x.c is exact, so this is the
             # same single rounding as a multiplication and an addition.
             d2 = torch.add(self.c_term, cross, alpha=-2, out=cross)
-            d2 = d2.add_(sq_rows[:, None])
-            out = d2.clamp_min_(0).sqrt_()
+            d2 = d2.add_(sq_rows[:, None]).clamp_min_(0)
+            if bound is not None:
+                d2 = self._refine(d2, bound, rows)
+            out = d2.sqrt_()
         elif self.metric == "manhattan":
             # sum |x - c| = sum x + sum c - 2 sum min(x, c): two passes over
             # the chunk per class instead of three.
+            if self.exact is not None and rows is not None:
+                # |error| <= tolerance * 3 (|x|_1 + |c|_1), all shifted: the
+                # sum of x, of c and of the minima (each at most |x| + |c|).
+                # (abs then sum: several times faster than vector_norm(ord=1))
+                bound = chunk.abs().sum(dim=1).add_(self.c_norm).mul_(3)
             low = _sum_of_minima(chunk, self.C, scratch)
             out = low.mul_(-2).add_(chunk.sum(dim=1)[:, None])
             out = out.add_(self.c_term).clamp_min_(0)
+            if bound is not None:
+                out = self._refine(out, bound, rows)
         else:  # cosine
             norms = torch.linalg.vector_norm(chunk, dim=1, keepdim=True)
             chunk.div_(norms.clamp_min_(torch.finfo(chunk.dtype).tiny))
@@ -724,6 +751,49 @@ class Centroids:
         if self.has_missing:
             out[:, self.missing] = math.inf
         return out
+
+    def _refine(self, values, bound, rows):
+        """``values`` (squared euclidean or manhattan distances of a chunk),
+        with the rows whose two smallest differ by no more than twice their
+        error bound ``tolerance * bound`` recomputed from ``rows`` in
+        float64, by direct differences.
+
+        Only in such a row can the smallest computed value belong to another
+        class than the smallest exact one: if class j comes out nearest while
+        k is, then computed ``v_k - v_j`` is at most the two errors, and so
+        is the gap between the two smallest.  Every method then starts from
+        the same refined values, before any reduction.
+        """
+        if values.shape[1] < 2:
+            return values
+        # Rows with another value within the bound of their smallest (cheaper
+        # than sorting out the two smallest), reduced along the dimension the
+        # values are laid out in: few classes give a transposed product.
+        by_class = values if values.is_contiguous() else values.T
+        dim = 1 if values.is_contiguous() else 0
+        limit = by_class.amin(dim=dim).add_(bound.mul_(2 * self.tolerance))
+        limit = limit[:, None] if dim == 1 else limit[None]
+        close = torch.count_nonzero(by_class <= limit, dim=dim)
+        flagged = torch.nonzero(close > 1).ravel()
+        if flagged.numel() == 0:
+            return values
+        values = values.double()
+        if is_tensor(rows):
+            exact = rows[flagged.to(rows.device)].to(self.exact.device, torch.float64)
+        else:
+            picked = np.asarray(rows[flagged.cpu().numpy()], dtype=np.float64)
+            exact = torch.as_tensor(picked).to(self.exact.device)
+        exact = exact.sub_(self.exact_shift)
+        n_classes, n_features = self.exact.shape
+        step = max(1, _REFINE_ELEMENTS // (n_classes * n_features))
+        for i in range(0, len(flagged), step):
+            diff = exact[i : i + step, None, :] - self.exact[None]
+            if self.metric == "euclidean":
+                part = diff.square_().sum(dim=2)
+            else:
+                part = diff.abs_().sum(dim=2)
+            values[flagged[i : i + step]] = part
+        return values
 
     def _products(self, chunk):
         """``x . c`` for every row and class, of shape (rows, n_classes).
@@ -741,6 +811,21 @@ class Centroids:
     def scratch_size(self):
         """Values of the ``scratch`` tensor :meth:`distances` uses (0: none)."""
         return _tile_elements(self.device) if self.metric == "manhattan" else 0
+
+
+# float64 values of the direct differences of one block of refined rows.
+_REFINE_ELEMENTS = 2**20
+
+
+def _expansion_error(n_features, dtype):
+    """A bound, relative to ``(|x| + |c|)**2`` (euclidean) or ``|x|_1 +
+    |c|_1`` per term (manhattan), on the rounding error of the expansions of
+    :meth:`Centroids.distances` in ``dtype``: ``gamma_{n + 8} = (n + 8) u /
+    (1 - (n + 8) u)``, the bound on a sum of ``n`` terms in any order (a
+    matrix product's dot products, row norms), with room for the rounding
+    of the shifted rows and centroids and of the few operations after."""
+    nu = (n_features + 8) * torch.finfo(dtype).eps / 2
+    return nu / (1 - nu) if nu < 0.5 else math.inf
 
 
 # Classes from which the products of rows and centroids are computed as
@@ -919,7 +1004,7 @@ def pairwise_distances(X, centroids, *, batch_size, reduce=None):
         batch_size=rows,
         shift=centroids.shift,
     ):
-        distances = centroids.distances(chunk, scratch)
+        distances = centroids.distances(chunk, scratch, rows=X[start:stop])
         results.put(start, stop, distances if reduce is None else reduce(distances))
     return results.array()
 
