@@ -260,13 +260,26 @@ class ClassMeansDisplay:
             width = _TILE_INCHES * n_cols
             height = (_TILE_INCHES * h / w + 0.35) * n_rows
             _, ax = plt.subplots(figsize=(width, height), layout="constrained")
-        from matplotlib.gridspec import GridSpecFromSubplotSpec
+        from matplotlib.gridspec import GridSpec, GridSpecFromSubplotSpec
 
         ax.set_axis_off()
         self.bounding_ax_ = ax
-        grid = GridSpecFromSubplotSpec(
-            n_rows, n_cols, subplot_spec=ax.get_subplotspec()
-        )
+        spec = ax.get_subplotspec()
+        if spec is not None:
+            grid = GridSpecFromSubplotSpec(n_rows, n_cols, subplot_spec=spec)
+        else:
+            # An Axes placed by hand (figure.add_axes) has no subplot spec:
+            # the grid fills its rectangle instead.
+            box = ax.get_position()
+            grid = GridSpec(
+                n_rows,
+                n_cols,
+                figure=ax.figure,
+                left=box.x0,
+                right=box.x1,
+                bottom=box.y0,
+                top=box.y1,
+            )
         axes = np.empty((n_rows, n_cols), dtype=object)
         for i in range(n_rows):
             for j in range(n_cols):

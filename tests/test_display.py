@@ -195,3 +195,15 @@ def test_one_grey_scale_for_all_classes_of_a_model():
     x, y0 = _pictures._PAD, _pictures._PAD
     np.testing.assert_array_equal(png[y0 : y0 + 2, x : x + 2, 0].ravel(), [0, 1, 0, 0])
 
+
+def test_an_ax_placed_by_hand_is_divided(clf):
+    # figure.add_axes gives an Axes without a subplot spec.
+    fig = plt.figure()
+    ax = fig.add_axes((0.1, 0.2, 0.6, 0.5))
+    disp = ClassMeansDisplay.from_estimator(clf, ax=ax, columns=5)
+    assert disp.bounding_ax_ is ax and disp.axes_.shape == (2, 5)
+    box = ax.get_position()
+    for tile in disp.axes_.flat:
+        inner = tile.get_position()
+        assert box.x0 - 1e-9 <= inner.x0 < inner.x1 <= box.x1 + 1e-9
+        assert box.y0 - 1e-9 <= inner.y0 < inner.y1 <= box.y1 + 1e-9
