@@ -220,7 +220,8 @@ def batch_rows(batch_size, n_features, n_classes=0):
 
 
 # Distances (rows * classes) of one chunk when ``batch_size="auto"``: 2**22
-# float32 values = 16 MiB.  It takes over from the feature budget at 1,639
+# values, 16 MiB in float32 and 32 MiB as the float64 copy that the
+# probabilities are computed in.  It takes over from the feature budget at 1,639
 # classes for MNIST-sized rows (2,560 a chunk), later for wider ones.
 _AUTO_DISTANCE_ELEMENTS = 2**22
 
@@ -695,10 +696,12 @@ class Centroids:
                 # Rows whose nearest centroids the expansion cannot tell apart
                 # are recomputed from these (see _refine).
                 self.exact = torch.as_tensor(shifted, device=device)
+                self.exact_sq = (self.exact**2).sum(dim=1)
                 self.exact_shift = torch.as_tensor(shift, device=device)
                 order = 2 if metric == "euclidean" else 1
                 self.c_norm = float(np.linalg.norm(shifted, ord=order, axis=1).max())
                 self.tolerance = _expansion_error(centroids.shape[1], dtype)
+                self.unit = torch.finfo(dtype).eps / 2
         else:  # cosine
             self.shift = None
             norms = np.linalg.norm(centroids, axis=1, keepdims=True)
@@ -722,8 +725,15 @@ class Centroids:
             cross = self._products(chunk)
             sq_rows = torch.linalg.vector_norm(chunk, dim=1).square_()
             if self.exact is not None and rows is not None:
-                # |error of d^2| <= tolerance * (|x| + |c|)^2, all shifted.
-                bound = sq_rows.sqrt().add_(self.c_norm).square_()
+                # What can reorder two classes of a row, all shifted: the
+                # products' rounding (gamma_n |x| |c|), and a few roundings of
+                # u (|x| + |c|)^2 (the additions, the centroids' rounding,
+                # the square root).  The rounding of |x|^2 itself, the
+                # largest error, is the same for every class of the row.
+                norm = sq_rows.sqrt()
+                bound = norm.mul(2 * self.c_norm)
+                rounding = norm.add_(self.c_norm).square_().mul_(6 * self.unit)
+                bound = bound.add_(rounding, alpha=1 / self.tolerance)
             # c_term - 2 x.c in one pass: -2 x.c is exact, so this is the
             # same single rounding as a multiplication and an addition.
             d2 = torch.add(self.c_term, cross, alpha=-2, out=cross)
@@ -749,14 +759,15 @@ class Centroids:
             chunk.div_(norms.clamp_min_(torch.finfo(chunk.dtype).tiny))
             out = self._products(chunk).neg_().add_(1).clamp_(0, 2)
         if self.has_missing:
-            out[:, self.missing] = math.inf
+            out.masked_fill_(self.missing, math.inf)
         return out
 
     def _refine(self, values, bound, rows):
         """``values`` (squared euclidean or manhattan distances of a chunk),
         with the rows whose two smallest differ by no more than twice their
         error bound ``tolerance * bound`` recomputed from ``rows`` in
-        float64, by direct differences.
+        float64 (euclidean: the same expansion, whose error in float64 is
+        2**-29 times as large; manhattan: direct differences).
 
         Only in such a row can the smallest computed value belong to another
         class than the smallest exact one: if class j comes out nearest while
@@ -778,31 +789,33 @@ class Centroids:
         if flagged.numel() == 0:
             return values
         values = values.double()
-        if is_tensor(rows):
-            exact = rows[flagged.to(rows.device)].to(self.exact.device, torch.float64)
-        else:
-            picked = np.asarray(rows[flagged.cpu().numpy()], dtype=np.float64)
-            exact = torch.as_tensor(picked).to(self.exact.device)
-        exact = exact.sub_(self.exact_shift)
+        rows = _host_tensor(rows)
+        exact = rows.index_select(0, flagged.to(rows.device))
+        exact = exact.to(self.exact.device, torch.float64).sub_(self.exact_shift)
+        if self.metric == "euclidean":
+            # The expansion again, in float64: its error, 2**-29 times
+            # float32's, is what float64's pairwise_distances has too.
+            part = torch.mm(exact, self.exact.T).mul_(-2)
+            part = part.add_(self.exact_sq[None]).add_(exact.square().sum(1)[:, None])
+            values[flagged] = part.clamp_min_(0)
+            return values
         n_classes, n_features = self.exact.shape
         step = max(1, _REFINE_ELEMENTS // (n_classes * n_features))
         for i in range(0, len(flagged), step):
             diff = exact[i : i + step, None, :] - self.exact[None]
-            if self.metric == "euclidean":
-                part = diff.square_().sum(dim=2)
-            else:
-                part = diff.abs_().sum(dim=2)
-            values[flagged[i : i + step]] = part
+            values[flagged[i : i + step]] = diff.abs_().sum(dim=2)
         return values
 
     def _products(self, chunk):
         """``x . c`` for every row and class, of shape (rows, n_classes).
 
-        For few classes, (n_classes, d) @ (d, rows) is the faster product;
-        for many, (rows, d) @ (d, n_classes) is as fast and lays its result
-        out row by row, as the reductions along classes that follow read it
-        (an argmin along a transposed result is several times slower).  MKL
-        gives the two the same bits from 100 classes on.
+        For fewer than ``_MANY_CLASSES`` (64) classes, (n_classes, d) @
+        (d, rows) is the faster product; from 64 on, (rows, d) @ (d,
+        n_classes) is as fast and lays its result out row by row, as the
+        reductions along classes that follow read it (an argmin along a
+        transposed result is several times slower).  The two orientations
+        may round differently; the rows whose ranking that could change are
+        refined (see :meth:`_refine`).
         """
         if self.C.shape[0] < _MANY_CLASSES:
             return torch.mm(self.C, chunk.T).T
@@ -908,8 +921,10 @@ class Posterior:
             self.factor = -mean_sq_norm / self.std**2
         self.dtype = _accumulator_dtype(device)
         prior = np.asarray(class_prior, dtype=np.float64)
+        self.uniform = bool((prior == prior[0]).all())
         with np.errstate(divide="ignore"):
             log_prior = np.log(prior)
+        self.uniform_log_prior = float(log_prior[0])
         self.log_prior = torch.as_tensor(log_prior, dtype=self.dtype).to(device)
 
     def log_posterior(self, distances):
@@ -942,23 +957,52 @@ class Posterior:
         """Index of the most probable class: the argmax of :meth:`proba`,
         the first of tied ones.
 
-        The argmax of the log posterior, without a probability, where its
-        two largest values are further apart than rounding (then the
-        softmax keeps their order); the rows where they are not, ties
-        included, take the argmax of :meth:`proba` itself, so that the two
-        cannot disagree (with uniform priors, two distances that differ can
-        give the same log posterior when ``within_class_std_`` is large).
+        Without a probability where the two most probable classes are
+        further apart than rounding (the softmax then keeps their order):
+        the nearest centroid with uniform priors, else the argmax of the log
+        posterior.  The rows where they are not, ties included, take the
+        argmax of :meth:`proba` itself, so that the two cannot disagree
+        (with uniform priors, two distances that differ give the same log
+        posterior when ``within_class_std_`` is large enough).
         """
         # Contiguous first: reductions along the rows of a transposed view
         # are slower than the copy.
-        scores = self.log_posterior(distances).contiguous()
-        best, index = scores.max(dim=1)
-        # Rows with another score within rounding of their largest.
-        close = torch.count_nonzero(scores >= best.sub_(_SCORE_TIE)[:, None], dim=1)
+        if self.uniform:
+            values = distances.contiguous()
+            best, index = values.min(dim=1)
+            limit = self._tie_distance(best)[:, None]
+            close = torch.count_nonzero(values <= limit, dim=1)
+        else:
+            values = self.log_posterior(distances).contiguous()
+            best, index = values.max(dim=1)
+            # Rows with another score within rounding of their largest.
+            limit = best.sub_(_SCORE_TIE)[:, None]
+            close = torch.count_nonzero(values >= limit, dim=1)
         near = torch.nonzero(close > 1).ravel()
         if near.numel():
-            index[near] = torch.softmax(scores[near], dim=1).argmax(dim=1)
+            # (log_posterior may have overwritten the distances.)
+            scores = self.log_posterior(values[near]) if self.uniform else values[near]
+            index[near] = torch.softmax(scores, dim=1).argmax(dim=1)
         return index
+
+    def _tie_distance(self, nearest):
+        """Per row, a distance beyond which a class's log posterior is more
+        than ``_SCORE_TIE`` below the nearest class's, ``nearest`` (uniform
+        priors), allowing for the rounding of the log posteriors (a few
+        2**-53 of their terms, taken as 16)."""
+        d = nearest.to(torch.float64)
+        e = 16 * torch.finfo(torch.float64).eps / 2
+        slack = _SCORE_TIE + e * abs(self.uniform_log_prior)
+        if self.metric == "euclidean":
+            # 0.5 (d_k^2 - d^2) / s^2 <= slack + e (0.5 d_k^2 / s^2 + |lp|)
+            limit = d.square().add_(2 * self.std**2 * slack).div_(1 - e).sqrt_()
+        else:
+            # |f| (d_k - d) <= slack + e (|f| d_k + |lp|)
+            factor = abs(self.factor)
+            limit = d.add(slack / factor if factor > 0 else math.inf).div_(1 - e)
+        # Rounded up into the distances' dtype: a bound, never below.
+        limit = limit.to(nearest.dtype)
+        return torch.nextafter(limit, torch.full_like(limit, math.inf))
 
 
 # Log posteriors closer than this may be equal once turned into
