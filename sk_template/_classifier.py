@@ -162,7 +162,8 @@ class NearestMeanImageClassifier(
 
     batch_size : int or "auto", default="auto"
         Rows per chunk.  ``"auto"`` picks about 8 MiB of float32 per chunk,
-        and at most 16 MiB of distances (fewer rows for many classes).
+        and at most 2**22 distances (16 MiB in float32, 32 MiB as the float64
+        the probabilities are computed in; fewer rows for many classes).
 
     Attributes
     ----------
