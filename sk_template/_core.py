@@ -925,6 +925,10 @@ class Posterior:
         with np.errstate(divide="ignore"):
             log_prior = np.log(prior)
         self.uniform_log_prior = float(log_prior[0])
+        # _SCORE_TIE, scaled to float32 where the scores are (MPS).
+        self.tie = _SCORE_TIE * (
+            torch.finfo(self.dtype).eps / torch.finfo(torch.float64).eps
+        )
         self.log_prior = torch.as_tensor(log_prior, dtype=self.dtype).to(device)
 
     def log_posterior(self, distances):
@@ -976,7 +980,7 @@ class Posterior:
             values = self.log_posterior(distances).contiguous()
             best, index = values.max(dim=1)
             # Rows with another score within rounding of their largest.
-            limit = best.sub_(_SCORE_TIE)[:, None]
+            limit = best.sub_(self.tie)[:, None]
             close = torch.count_nonzero(values >= limit, dim=1)
         near = torch.nonzero(close > 1).ravel()
         if near.numel():
@@ -987,12 +991,12 @@ class Posterior:
 
     def _tie_distance(self, nearest):
         """Per row, a distance beyond which a class's log posterior is more
-        than ``_SCORE_TIE`` below the nearest class's, ``nearest`` (uniform
+        than ``tie`` below the nearest class's, ``nearest`` (uniform
         priors), allowing for the rounding of the log posteriors (a few
-        2**-53 of their terms, taken as 16)."""
-        d = nearest.to(torch.float64)
-        e = 16 * torch.finfo(torch.float64).eps / 2
-        slack = _SCORE_TIE + e * abs(self.uniform_log_prior)
+        units of their dtype's rounding, taken as 16)."""
+        d = nearest.to(self.dtype)  # what the log posteriors are computed in
+        e = 16 * torch.finfo(self.dtype).eps / 2
+        slack = self.tie + e * abs(self.uniform_log_prior)
         if self.metric == "euclidean":
             # 0.5 (d_k^2 - d^2) / s^2 <= slack + e (0.5 d_k^2 / s^2 + |lp|)
             limit = d.square().add_(2 * self.std**2 * slack).div_(1 - e).sqrt_()
