@@ -707,7 +707,7 @@ class Centroids:
             unit = centroids / np.where(norms > 0, norms, 1.0)
             self.C = torch.as_tensor(unit, dtype=dtype).to(device)
 
-    def distances(self, chunk, scratch=None, rows=None):
+    def distances(self, chunk, scratch=None, rows=None, masks=None):
         """Distances from each row of ``chunk`` to each centroid.
 
         ``chunk`` holds the rows minus :attr:`shift` (as :func:`iter_chunks`
@@ -715,7 +715,9 @@ class Centroids:
         least :meth:`scratch_size` values, saves an allocation per chunk for
         the Manhattan metric.  ``rows``, the rows of ``X`` the chunk was
         made from, lets the rows whose nearest centroid float32 cannot tell
-        be recomputed from them in float64 (see :meth:`_refine`).
+        be recomputed from them in float64 (see :meth:`_refine`), with
+        ``masks``, a :class:`_Masks` for its comparisons (one per call, not
+        shared between threads).
         """
         bound = None
         if self.metric == "euclidean":
@@ -737,7 +739,7 @@ class Centroids:
             d2 = torch.add(self.c_term, cross, alpha=-2, out=cross)
             d2 = d2.add_(sq_rows[:, None]).clamp_min_(0)
             if bound is not None:
-                d2 = self._refine(d2, bound, rows)
+                d2 = self._refine(d2, bound, rows, masks or _Masks())
             out = d2.sqrt_()
         elif self.metric == "manhattan":
             # sum |x - c| = sum x + sum c - 2 sum min(x, c): two passes over
@@ -751,7 +753,7 @@ class Centroids:
             out = low.mul_(-2).add_(chunk.sum(dim=1)[:, None])
             out = out.add_(self.c_term).clamp_min_(0)
             if bound is not None:
-                out = self._refine(out, bound, rows)
+                out = self._refine(out, bound, rows, masks or _Masks())
         else:  # cosine
             norms = torch.linalg.vector_norm(chunk, dim=1, keepdim=True)
             chunk.div_(norms.clamp_min_(torch.finfo(chunk.dtype).tiny))
@@ -760,7 +762,7 @@ class Centroids:
             out.masked_fill_(self.missing, math.inf)
         return out
 
-    def _refine(self, values, bound, rows):
+    def _refine(self, values, bound, rows, masks):
         """``values`` (squared euclidean or manhattan distances of a chunk),
         with the rows whose two smallest differ by no more than twice their
         error bound ``tolerance * bound`` recomputed from ``rows`` by
@@ -784,8 +786,8 @@ class Centroids:
         dim = 1 if values.is_contiguous() else 0
         limit = by_class.amin(dim=dim).add_(bound.mul_(2 * self.tolerance))
         limit = limit[:, None] if dim == 1 else limit[None]
-        close = by_class <= limit
-        flagged = torch.nonzero(_count(close, dim) > 1).ravel()
+        close, count = masks.count(torch.le, by_class, limit, dim)
+        flagged = torch.nonzero(count > 1).ravel()
         if flagged.numel() == 0:
             return values
         # Only the classes within the bound of a flagged row's smallest can
@@ -828,10 +830,32 @@ class Centroids:
         return _tile_elements(self.device) if self.metric == "manhattan" else 0
 
 
-def _count(mask, dim):
-    """The number of True values of ``mask`` along ``dim`` (an int32 sum:
-    2.5x faster than torch.count_nonzero on a CPU)."""
-    return mask.sum(dim=dim, dtype=torch.int32)
+class _Masks:
+    """One bool tensor, reused by the comparisons of every chunk.
+
+    A fresh (rows, classes) mask per chunk costs more than the comparison:
+    the new allocation's pages are faulted in every time, and summing a
+    bool mask to int32 converts the whole of it first.  Measured on a
+    2-core AMD EPYC, a 2,560 x 1,000 chunk: a fresh mask summed as bool
+    added 13 ms to a 42 ms product; this buffer, summed as bytes, 1.7 ms.
+    """
+
+    def __init__(self):
+        self._buffer = None
+
+    def count(self, compare, values, limit, dim):
+        """``compare(values, limit)`` into the buffer (returned, shaped as
+        ``values``, which must be contiguous) and its number of True values
+        along ``dim``."""
+        n = values.numel()
+        buffer = self._buffer
+        if buffer is None or buffer.numel() < n or buffer.device != values.device:
+            buffer = self._buffer = torch.empty(
+                n, dtype=torch.bool, device=values.device
+            )
+        mask = compare(values, limit, out=buffer[:n].view(values.shape))
+        # Summed as bytes: a bool sum to int32 converts the whole mask first.
+        return mask, mask.view(torch.uint8).sum(dim=dim, dtype=torch.int32)
 
 
 # float64 values of the direct differences of one block of refined pairs.
@@ -938,6 +962,7 @@ class Posterior:
             torch.finfo(self.dtype).eps / torch.finfo(torch.float64).eps
         )
         self.log_prior = torch.as_tensor(log_prior, dtype=self.dtype).to(device)
+        self._masks = _Masks()
 
     def log_posterior(self, distances):
         """Unnormalised log posterior of each class (may overwrite
@@ -983,13 +1008,13 @@ class Posterior:
             values = distances.contiguous()
             best, index = values.min(dim=1)
             limit = self._tie_distance(best)[:, None]
-            close = _count(values <= limit, 1)
+            _, close = self._masks.count(torch.le, values, limit, 1)
         else:
             values = self.log_posterior(distances).contiguous()
             best, index = values.max(dim=1)
             # Rows with another score within rounding of their largest.
             limit = best.sub_(self.tie)[:, None]
-            close = _count(values >= limit, 1)
+            _, close = self._masks.count(torch.ge, values, limit, 1)
         near = torch.nonzero(close > 1).ravel()
         if near.numel():
             # (log_posterior may have overwritten the distances.)
@@ -1053,6 +1078,7 @@ def pairwise_distances(X, centroids, *, batch_size, reduce=None):
             centroids.scratch_size(), dtype=centroids.dtype, device=centroids.device
         )
     results = _HostResults(n_samples)
+    masks = _Masks()
     for start, stop, chunk in iter_chunks(
         X,
         device=centroids.device,
@@ -1060,7 +1086,7 @@ def pairwise_distances(X, centroids, *, batch_size, reduce=None):
         batch_size=rows,
         shift=centroids.shift,
     ):
-        distances = centroids.distances(chunk, scratch, rows=X[start:stop])
+        distances = centroids.distances(chunk, scratch, rows=X[start:stop], masks=masks)
         results.put(start, stop, distances if reduce is None else reduce(distances))
     return results.array()
 
