@@ -2,6 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import contextlib
 import math
 import warnings
 import weakref
@@ -56,6 +57,43 @@ def check_weights(sample_weight, X):
     return _check_sample_weight(
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
+
+
+def runnable_device(device, model="This model", stacklevel=3):
+    """``device`` where this machine has it, else ``"cpu"`` with a warning
+    (a model fitted on a GPU, loaded on a machine without one)."""
+    if device_available(device):
+        return device
+    warnings.warn(
+        f"{model} was fitted with device={device!r}, which is not available here; "
+        "it will run on the CPU (device='cpu').",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+    return "cpu"
+
+
+def _host_labels(y):
+    """``y`` with a tensor brought to the host as a numpy array."""
+    return y.detach().cpu().numpy() if is_tensor(y) else y
+
+
+def _count_labels(y):
+    """The number of distinct labels in ``y``; None where ``y`` is not labels
+    yet (the full validation then says what is wrong with it)."""
+    try:
+        return np.unique(column_or_1d(_host_labels(y))).size
+    except (TypeError, ValueError):
+        return None
+
+
+def _read_only(array):
+    """A read-only copy of ``array``: the device copies of the centroids are
+    rebuilt when ``centroids_`` is replaced, and an edit in place would go
+    unseen by them."""
+    array = np.array(array)
+    array.flags.writeable = False
+    return array
 
 
 def label_indices(y, classes):
@@ -124,7 +162,8 @@ class NearestMeanImageClassifier(
 
     batch_size : int or "auto", default="auto"
         Rows per chunk.  ``"auto"`` picks about 8 MiB of float32 per chunk,
-        and at most 16 MiB of distances (fewer rows for many classes).
+        and at most 2**22 distances (16 MiB in float32, 32 MiB as the float64
+        the probabilities are computed in; fewer rows for many classes).
 
     Attributes
     ----------
@@ -191,11 +230,12 @@ class NearestMeanImageClassifier(
 
     **Chunking.**  ``X`` goes to the device ``batch_size`` rows at a time in
     its stored dtype and is upcast there: uint8 images are never copied whole
-    into floating point.  Dtypes float32 holds exactly (8- and 16-bit
-    integers, bool, float16, float32) are computed in float32, the rest
-    (float64, 32- and 64-bit integers) in float64; each chunk's class sums are
-    taken in that dtype, and accumulated in float64 (float32 on MPS).  For
-    integer images the float32 chunk sums are exact, so :meth:`partial_fit`,
+    into floating point.  bool, 8-bit integers, float16, bfloat16 and float32
+    are computed in float32, the rest (float64, and 16-, 32- and 64-bit
+    integers, whose squares float32 cannot sum exactly) in float64; each
+    chunk's class sums are taken in that dtype, and accumulated in float64
+    (float32 on MPS).  For integer images the chunk sums are exact, so
+    :meth:`partial_fit`,
     ``batch_size`` and fitting across workers give bit for bit the model
     :meth:`fit` gives; for float32 input they agree to float32 rounding
     (within rows-per-chunk * 2**-24 times the data's range).  Each
@@ -268,21 +308,41 @@ class NearestMeanImageClassifier(
         self : object
             Fitted estimator.
         """
-        X, y = self._validate_X_y(X, y, reset=True)
-        # np.unique without return_inverse hashes instead of sorting every label.
-        classes = np.unique(y)
-        if classes.size < 2:
-            raise ValueError(
-                "NearestMeanImageClassifier needs samples of at least 2 classes "
-                f"in the data; got 1 class: {classes[0]!r}."
-            )
-        y_index = label_indices(y, classes)
-        sample_weight = check_weights(sample_weight, X)
-        stats = self._class_stats(X, y_index, classes.size, sample_weight)
-        medians = None
-        if self.centroid == "median":
-            medians = class_medians(X, y_index, classes.size, sample_weight)
-        return self._set_state(classes, stats, medians)
+        n_labels = None if isinstance(self.priors, str) else _count_labels(y)
+        if n_labels:
+            # A wrong number of priors is refused before X is read.
+            self._check_priors(n_labels)
+        with self._restored_on_error():
+            X, y = self._validate_X_y(X, y, reset=True)
+            # np.unique without return_inverse hashes instead of sorting every
+            # label.
+            classes = np.unique(y)
+            if classes.size < 2:
+                raise ValueError(
+                    "NearestMeanImageClassifier needs samples of at least 2 "
+                    f"classes in the data; got 1 class: {classes[0]!r}."
+                )
+            y_index = label_indices(y, classes)
+            sample_weight = check_weights(sample_weight, X)
+            stats = self._class_stats(X, y_index, classes.size, sample_weight)
+            medians = None
+            if self.centroid == "median":
+                medians = class_medians(X, y_index, classes.size, sample_weight)
+            return self._set_state(classes, stats, medians)
+
+    @contextlib.contextmanager
+    def _restored_on_error(self):
+        """Undo what ``validate_data(reset=True)`` set when a fit fails after
+        it: a failed fit leaves the estimator as it was (fitted or not)."""
+        names = ("n_features_in_", "feature_names_in_")
+        saved = {name: vars(self)[name] for name in names if name in vars(self)}
+        try:
+            yield
+        except BaseException:
+            for name in names:
+                vars(self).pop(name, None)
+            vars(self).update(saved)
+            raise
 
     def _check_incremental(self):
         if self.centroid != "mean":
@@ -343,15 +403,18 @@ class NearestMeanImageClassifier(
                     f"classes={classes.tolist()!r} is not the same as the "
                     f"classes of the previous calls, {self.classes_.tolist()!r}."
                 )
-        X, y = self._validate_X_y(X, y, reset=first_call)
         if not first_call:
             classes = self.classes_
-        y_index = label_indices(y, classes)
-        sample_weight = check_weights(sample_weight, X)
-        stats = self._class_stats(X, y_index, classes.size, sample_weight)
-        if not first_call:
-            stats = self._fitted_stats() + stats
-        return self._set_state(classes, stats)
+        if not isinstance(self.priors, str):
+            self._check_priors(classes.size)  # before X is read
+        with self._restored_on_error():
+            X, y = self._validate_X_y(X, y, reset=first_call)
+            y_index = label_indices(y, classes)
+            sample_weight = check_weights(sample_weight, X)
+            stats = self._class_stats(X, y_index, classes.size, sample_weight)
+            if not first_call:
+                stats = self._fitted_stats() + stats
+            return self._set_state(classes, stats)
 
     def _class_stats(self, X, y_index, n_classes, sample_weight):
         return class_stats(
@@ -369,6 +432,9 @@ class NearestMeanImageClassifier(
 
     def _set_state(self, classes, stats, medians=None):
         """Set every fitted attribute from the labels and class statistics.
+
+        Every value is computed first and the attributes are set together at
+        the end, so an error leaves the estimator as it was.
 
         Parameters
         ----------
@@ -393,41 +459,46 @@ class NearestMeanImageClassifier(
             centers, scatter = medians
         if self.shrink_threshold and not (scatter > 0).any():
             # Shrinking divides by the within-class spread: with none there
-            # is nothing to shrink by (scikit-learn's NearestCentroid raises
-            # too), and every centroid would silently become the overall mean.
+            # is nothing to shrink by (every ``ms`` is 0, and
+            # shrink_centroids keeps the offsets it cannot standardize), so
+            # shrink_threshold would silently do nothing.
             raise ValueError(
                 "All features have zero variance within the classes (every row "
                 "equals its class's centroid), and shrink_threshold divides by it. "
                 "Fit on data that varies within a class, or set "
-                "shrink_threshold=None."
+                "shrink_threshold=None. (scikit-learn's NearestCentroid raises "
+                "this error when the data is constant, and returns NaN centroids "
+                "otherwise.)"
             )
-        self.classes_ = classes
-        # Plain numpy arrays, not the ClassStats object: pickles and skops
-        # files then name no sk_template type but the estimator itself.
-        self._stats = dict(vars(stats))
-        self._medians = medians
-        self.class_count_ = stats.weights.copy()
-        self.class_prior_ = self._class_prior(stats.weights)
+        class_prior = self._class_prior(stats.weights)
         dof = total - n_classes if total > n_classes else total
-        self.within_class_std_dev_ = np.sqrt(scatter / dof)
-        self.deviations_, self.centroids_ = shrink_centroids(
+        within_class_std_dev = np.sqrt(scatter / dof)
+        deviations, centroids = shrink_centroids(
             centers,
             stats.overall_mean(),
-            self.within_class_std_dev_,
+            within_class_std_dev,
             stats.weights,
             self.shrink_threshold,
         )
-        # Read-only: the device copies are rebuilt when centroids_ is replaced,
-        # and an edit in place would go unseen by them.
-        self.centroids_ = np.array(self.centroids_)
-        self.centroids_.flags.writeable = False
         variance = scatter.sum() / (n_features * total)
         if variance <= 0:
             # Every row equals its class centre: keep probabilities defined.
             variance = np.finfo(np.float64).eps * max(
                 1.0, float(np.nanmean(centers**2))
             )
-        self.within_class_std_ = math.sqrt(variance)
+        vars(self).update(
+            classes_=classes,
+            # Plain numpy arrays, not the ClassStats object: pickles and skops
+            # files then name no sk_template type but the estimator itself.
+            _stats=dict(vars(stats)),
+            _medians=medians,
+            class_count_=stats.weights.copy(),
+            class_prior_=class_prior,
+            within_class_std_dev_=within_class_std_dev,
+            deviations_=deviations,
+            centroids_=_read_only(centroids),
+            within_class_std_=math.sqrt(variance),
+        )
         return self
 
     def _class_prior(self, weights):
@@ -436,6 +507,18 @@ class NearestMeanImageClassifier(
             if self.priors == "uniform":
                 return np.full(n_classes, 1.0 / n_classes)
             return weights / weights.sum()
+        prior = self._check_priors(n_classes)
+        if not np.isclose(prior.sum(), 1.0):
+            warnings.warn(
+                "The priors do not sum to 1. Normalizing such that it sums to one.",
+                UserWarning,
+                stacklevel=4,
+            )
+            prior = prior / prior.sum()
+        return prior
+
+    def _check_priors(self, n_classes):
+        """An array ``priors`` as float64, checked against ``n_classes``."""
         prior = column_or_1d(np.asarray(self.priors, dtype=np.float64))
         if prior.size != n_classes:
             raise ValueError(
@@ -444,13 +527,6 @@ class NearestMeanImageClassifier(
             )
         if (prior < 0).any():
             raise ValueError("priors must be non-negative.")
-        if not np.isclose(prior.sum(), 1.0):
-            warnings.warn(
-                "The priors do not sum to 1. Normalizing such that it sums to one.",
-                UserWarning,
-                stacklevel=4,
-            )
-            prior = prior / prior.sum()
         return prior
 
     # --------------------------------------------------------------- validation
@@ -469,8 +545,7 @@ class NearestMeanImageClassifier(
         return validate_data(self, X, reset=reset, dtype="numeric")
 
     def _validate_X_y(self, X, y, *, reset):
-        if is_tensor(y):
-            y = y.detach().cpu().numpy()
+        y = _host_labels(y)
         if y is None:
             raise ValueError(
                 "requires y to be passed, but the target y is None. "
@@ -625,16 +700,16 @@ class NearestMeanImageClassifier(
         return self.classes_.size
 
     def __setstate__(self, state):
+        # pickle, joblib and skops.io.load all restore the state through here.
+        state = dict(state)
+        if isinstance(state.get("_stats"), ClassStats):
+            # A pickle from before the fitted state was plain numpy arrays.
+            state["_stats"] = dict(vars(state["_stats"]))
+        if "centroids_" in state:
+            state["centroids_"] = _read_only(state["centroids_"])
         super().__setstate__(state)
-        device = state.get("device", "cpu")
-        if "classes_" in state and not device_available(device):
-            warnings.warn(
-                f"This model was fitted with device={device!r}, which is not "
-                "available here; it will run on the CPU (device='cpu').",
-                UserWarning,
-                stacklevel=2,
-            )
-            self.device = "cpu"
+        if "classes_" in state:
+            self.device = runnable_device(state.get("device", "cpu"))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -128,12 +128,13 @@ def _accumulator_dtype(device):
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-# torch dtypes whose every value float32 holds exactly.
-_FLOAT32_EXACT = {
+# torch dtypes computed in float32: float32 holds every value exactly, and
+# for the integers (8 bits at most) every square and every sum of up to
+# ``_MAX_EXACT_ROWS`` of them too.
+_IN_FLOAT32 = {
     torch.bool,
     torch.uint8,
     torch.int8,
-    torch.int16,
     torch.float16,
     torch.bfloat16,
     torch.float32,
@@ -143,22 +144,25 @@ _FLOAT32_EXACT = {
 def compute_dtype(X, device):
     """The float dtype ``X`` is computed in on ``device``.
 
-    float32 for dtypes it holds exactly (uint8 images above all: half the
-    work and memory of float64), float64 for the rest (float64, 32- and 64-bit
-    integers), as scikit-learn keeps float64 precision.  MPS has only float32.
+    float32 for 8-bit integers and bool (uint8 images above all: half the
+    work and memory of float64, and their sums stay exact), float16 and
+    float32; float64 for the rest (float64, and 16-, 32- and 64-bit integers,
+    whose squares float32 cannot sum exactly: 255**2 * 256 rows is below
+    2**24, 65535**2 is not), as scikit-learn keeps float64 precision.  MPS
+    has only float32.
     """
     if device.type == "mps":
         return torch.float32
     if is_tensor(X):
-        exact = X.dtype in _FLOAT32_EXACT
+        in_float32 = X.dtype in _IN_FLOAT32
     else:
         dt = np.dtype(X.dtype)
-        exact = (
+        in_float32 = (
             dt.kind == "b"
-            or (dt.kind in "ui" and dt.itemsize <= 2)
+            or (dt.kind in "ui" and dt.itemsize == 1)
             or (dt.kind == "f" and dt.itemsize <= 4)
         )
-    return torch.float32 if exact else torch.float64
+    return torch.float32 if in_float32 else torch.float64
 
 
 # --------------------------------------------------------------------------- tensors
@@ -216,7 +220,8 @@ def batch_rows(batch_size, n_features, n_classes=0):
 
 
 # Distances (rows * classes) of one chunk when ``batch_size="auto"``: 2**22
-# float32 values = 16 MiB.  It takes over from the feature budget at 1,639
+# values, 16 MiB in float32 and 32 MiB as the float64 copy that the
+# probabilities are computed in.  It takes over from the feature budget at 1,639
 # classes for MNIST-sized rows (2,560 a chunk), later for wider ones.
 _AUTO_DISTANCE_ELEMENTS = 2**22
 
@@ -282,9 +287,13 @@ def _upcast(part, chunk, shift):
 
 
 def _host_tensor(part):
-    """A slice as a tensor, without a copy where torch can wrap its dtype."""
+    """A slice as a tensor, without a copy where torch can wrap its dtype and
+    strides (a slice of a reversed array, ``X[::-1]``, is copied: torch has no
+    negative strides)."""
     if is_tensor(part):
         return part
+    if any(step < 0 for step in part.strides):
+        part = np.ascontiguousarray(part)
     if not part.dtype.isnative:
         part = part.astype(part.dtype.newbyteorder("="))
     if part.dtype not in _TORCH_NATIVE:
@@ -615,30 +624,38 @@ def _weighted_median(X, w):
 def shrink_centroids(centroids, overall_mean, within_std, weights, threshold):
     """Nearest shrunken centroids (Tibshirani et al., 2002), as scikit-learn.
 
-    Each centroid's standardized offset from the overall mean is soft
-    thresholded by ``threshold``; features whose offsets all shrink to zero
-    stop telling the classes apart.
+    Each centroid's offset ``o`` from the overall mean is standardized by
+    ``ms = m_k * (s_j + median(s))`` and soft thresholded by ``threshold``;
+    features whose offsets all shrink to zero stop telling the classes apart.
+    The shrunk offset is ``ms * sign(o) * max(|o| / ms - t, 0) = sign(o) *
+    max(|o| - t * ms, 0)``, so where ``ms`` is zero (a feature without
+    within-class spread when more than half of the features have none, or a
+    class that holds all the weight) the offset is kept as it is: the limit
+    as ``ms`` goes to zero, where scikit-learn computes NaN.
 
     Returns
     -------
     deviations : ndarray of shape (n_classes, n_features)
-        Standardized offsets after shrinking.
+        Standardized offsets ``o / ms`` after shrinking; 0 where ``ms`` is
+        zero (no finite standardized offset), NaN for classes with no weight.
     centroids : ndarray of shape (n_classes, n_features)
         The shrunken centroids.
     """
     total = weights.sum()
+    offsets = centroids - overall_mean
     with np.errstate(divide="ignore", invalid="ignore"):
         m = np.sqrt(1.0 / weights - 1.0 / total)
         ms = m[:, None] * (within_std + np.median(within_std))
-        deviations = (centroids - overall_mean) / ms
-    # A class that holds all the weight seen so far (m == 0) is the overall
-    # mean: nothing to shrink.  Classes with no weight stay NaN.
-    deviations[(ms == 0) & ~np.isnan(centroids)] = 0.0
+        deviations = offsets / ms
+    unscaled = (ms == 0) & ~np.isnan(centroids)
+    deviations[unscaled] = 0.0
     if threshold:
         deviations = np.sign(deviations) * np.clip(
             np.abs(deviations) - threshold, 0, None
         )
-        centroids = overall_mean + ms * deviations
+        # scikit-learn's arithmetic where ms > 0; the limit, the unshrunk
+        # offset, where it is zero.
+        centroids = np.where(unscaled, centroids, overall_mean + ms * deviations)
     return deviations, centroids
 
 
@@ -661,62 +678,148 @@ class Centroids:
         centroids = np.where(missing[:, None], 0.0, centroids)
         self.missing = torch.as_tensor(missing, device=device)
         self.has_missing = bool(missing.any())
+        self.exact = None
         if metric in ("euclidean", "manhattan"):
             # Work relative to the centroids' mean: distances do not change,
             # the numbers get smaller, and the expansions below lose less to
-            # rounding.
+            # rounding.  The shift is a value of ``dtype``, so that rows and
+            # centroids are shifted by the same numbers.
             shift = centroids.mean(axis=0)
+            shift = torch.as_tensor(shift).to(dtype).double().numpy()
             shifted = centroids - shift
             self.shift = torch.as_tensor(shift, dtype=dtype).to(device)
             self.C = torch.as_tensor(shifted, dtype=dtype).to(device)
             # The centroids' term of each expansion: |c|^2 or sum c.
             term = shifted**2 if metric == "euclidean" else shifted
             self.c_term = torch.as_tensor(term.sum(axis=1), dtype=dtype).to(device)
+            if dtype != torch.float64 and device.type != "mps":
+                # Rows whose nearest centroids the expansion cannot tell apart
+                # are recomputed from these (see _refine).
+                self.exact = torch.as_tensor(shifted, device=device)
+                self.exact_shift = torch.as_tensor(shift, device=device)
+                order = 2 if metric == "euclidean" else 1
+                self.c_norm = float(np.linalg.norm(shifted, ord=order, axis=1).max())
+                self.tolerance = _expansion_error(centroids.shape[1], dtype)
+                self.unit = torch.finfo(dtype).eps / 2
         else:  # cosine
             self.shift = None
             norms = np.linalg.norm(centroids, axis=1, keepdims=True)
             unit = centroids / np.where(norms > 0, norms, 1.0)
             self.C = torch.as_tensor(unit, dtype=dtype).to(device)
 
-    def distances(self, chunk, scratch=None):
+    def distances(self, chunk, scratch=None, rows=None, masks=None):
         """Distances from each row of ``chunk`` to each centroid.
 
         ``chunk`` holds the rows minus :attr:`shift` (as :func:`iter_chunks`
         gives them) and may be overwritten; ``scratch``, a flat tensor of at
         least :meth:`scratch_size` values, saves an allocation per chunk for
-        the Manhattan metric.
+        the Manhattan metric.  ``rows``, the rows of ``X`` the chunk was
+        made from, lets the rows whose nearest centroid float32 cannot tell
+        be recomputed from them in float64 (see :meth:`_refine`), with
+        ``masks``, a :class:`_Masks` for its comparisons (one per call, not
+        shared between threads).
         """
+        bound = None
         if self.metric == "euclidean":
             # |x - c|^2 = |x|^2 - 2 x.c + |c|^2.
             cross = self._products(chunk)
             sq_rows = torch.linalg.vector_norm(chunk, dim=1).square_()
+            if self.exact is not None and rows is not None:
+                # What can reorder two classes of a row, all shifted: the
+                # products' rounding (gamma_n |x| |c|), and a few roundings of
+                # u (|x| + |c|)^2 (the additions, the centroids' rounding,
+                # the square root).  The rounding of |x|^2 itself, the
+                # largest error, is the same for every class of the row.
+                norm = sq_rows.sqrt()
+                bound = norm.mul(2 * self.c_norm)
+                rounding = norm.add_(self.c_norm).square_().mul_(6 * self.unit)
+                bound = bound.add_(rounding, alpha=1 / self.tolerance)
             # c_term - 2 x.c in one pass: -2 x.c is exact, so this is the
             # same single rounding as a multiplication and an addition.
             d2 = torch.add(self.c_term, cross, alpha=-2, out=cross)
-            d2 = d2.add_(sq_rows[:, None])
-            out = d2.clamp_min_(0).sqrt_()
+            d2 = d2.add_(sq_rows[:, None]).clamp_min_(0)
+            if bound is not None:
+                d2 = self._refine(d2, bound, rows, masks or _Masks())
+            out = d2.sqrt_()
         elif self.metric == "manhattan":
             # sum |x - c| = sum x + sum c - 2 sum min(x, c): two passes over
             # the chunk per class instead of three.
+            if self.exact is not None and rows is not None:
+                # |error| <= tolerance * 3 (|x|_1 + |c|_1), all shifted: the
+                # sum of x, of c and of the minima (each at most |x| + |c|).
+                # (abs then sum: several times faster than vector_norm(ord=1))
+                bound = chunk.abs().sum(dim=1).add_(self.c_norm).mul_(3)
             low = _sum_of_minima(chunk, self.C, scratch)
             out = low.mul_(-2).add_(chunk.sum(dim=1)[:, None])
             out = out.add_(self.c_term).clamp_min_(0)
+            if bound is not None:
+                out = self._refine(out, bound, rows, masks or _Masks())
         else:  # cosine
             norms = torch.linalg.vector_norm(chunk, dim=1, keepdim=True)
             chunk.div_(norms.clamp_min_(torch.finfo(chunk.dtype).tiny))
             out = self._products(chunk).neg_().add_(1).clamp_(0, 2)
         if self.has_missing:
-            out[:, self.missing] = math.inf
+            out.masked_fill_(self.missing, math.inf)
         return out
+
+    def _refine(self, values, bound, rows, masks):
+        """``values`` (squared euclidean or manhattan distances of a chunk),
+        with the rows whose two smallest differ by no more than twice their
+        error bound ``tolerance * bound`` recomputed from ``rows`` by
+        direct differences in float64 (for the classes within that bound of
+        the smallest, the only ones that can be nearest), then rounded to the
+        dtype of ``values``: their order is then float64's, but for values
+        within that dtype's rounding of each other, which tie.
+
+        Only in such a row can the smallest computed value belong to another
+        class than the smallest exact one: if class j comes out nearest while
+        k is, then computed ``v_k - v_j`` is at most the two errors, and so
+        is the gap between the two smallest.  Every method then starts from
+        the same refined values, before any reduction.
+        """
+        if values.shape[1] < 2:
+            return values
+        # Rows with another value within the bound of their smallest (cheaper
+        # than sorting out the two smallest), reduced along the dimension the
+        # values are laid out in: few classes give a transposed product.
+        by_class = values if values.is_contiguous() else values.T
+        dim = 1 if values.is_contiguous() else 0
+        limit = by_class.amin(dim=dim).add_(bound.mul_(2 * self.tolerance))
+        limit = limit[:, None] if dim == 1 else limit[None]
+        close, count = masks.count(torch.le, by_class, limit, dim)
+        flagged = torch.nonzero(count > 1).ravel()
+        if flagged.numel() == 0:
+            return values
+        # Only the classes within the bound of a flagged row's smallest can
+        # be its nearest: those (row, class) pairs are recomputed, by direct
+        # differences, and stored back in the chunk's dtype (rounded as a
+        # float32 distance computed directly would be).
+        close = close if dim == 1 else close.T
+        which, classes = torch.nonzero(close.index_select(0, flagged), as_tuple=True)
+        rows = _host_tensor(rows)
+        exact = rows.index_select(0, flagged.to(rows.device))
+        exact = exact.to(self.exact.device, torch.float64).sub_(self.exact_shift)
+        step = max(1, _REFINE_ELEMENTS // self.exact.shape[1])
+        for i in range(0, len(which), step):
+            w, k = which[i : i + step], classes[i : i + step]
+            diff = exact[w] - self.exact[k]
+            if self.metric == "euclidean":
+                part = diff.square_().sum(dim=1)
+            else:
+                part = diff.abs_().sum(dim=1)
+            values[flagged[w], k] = part.to(values.dtype)
+        return values
 
     def _products(self, chunk):
         """``x . c`` for every row and class, of shape (rows, n_classes).
 
-        For few classes, (n_classes, d) @ (d, rows) is the faster product;
-        for many, (rows, d) @ (d, n_classes) is as fast and lays its result
-        out row by row, as the reductions along classes that follow read it
-        (an argmin along a transposed result is several times slower).  MKL
-        gives the two the same bits from 100 classes on.
+        For fewer than ``_MANY_CLASSES`` (64) classes, (n_classes, d) @
+        (d, rows) is the faster product; from 64 on, (rows, d) @ (d,
+        n_classes) is as fast and lays its result out row by row, as the
+        reductions along classes that follow read it (an argmin along a
+        transposed result is several times slower).  The two orientations
+        may round differently; the rows whose ranking that could change are
+        refined (see :meth:`_refine`).
         """
         if self.C.shape[0] < _MANY_CLASSES:
             return torch.mm(self.C, chunk.T).T
@@ -725,6 +828,49 @@ class Centroids:
     def scratch_size(self):
         """Values of the ``scratch`` tensor :meth:`distances` uses (0: none)."""
         return _tile_elements(self.device) if self.metric == "manhattan" else 0
+
+
+class _Masks:
+    """One bool tensor, reused by the comparisons of every chunk.
+
+    A fresh (rows, classes) mask per chunk costs more than the comparison:
+    the new allocation's pages are faulted in every time, and summing a
+    bool mask to int32 converts the whole of it first.  Measured on a
+    2-core AMD EPYC, a 2,560 x 1,000 chunk: a fresh mask summed as bool
+    added 13 ms to a 42 ms product; this buffer, summed as bytes, 1.7 ms.
+    """
+
+    def __init__(self):
+        self._buffer = None
+
+    def count(self, compare, values, limit, dim):
+        """``compare(values, limit)`` into the buffer (returned, shaped as
+        ``values``, which must be contiguous) and its number of True values
+        along ``dim``."""
+        n = values.numel()
+        buffer = self._buffer
+        if buffer is None or buffer.numel() < n or buffer.device != values.device:
+            buffer = self._buffer = torch.empty(
+                n, dtype=torch.bool, device=values.device
+            )
+        mask = compare(values, limit, out=buffer[:n].view(values.shape))
+        # Summed as bytes: a bool sum to int32 converts the whole mask first.
+        return mask, mask.view(torch.uint8).sum(dim=dim, dtype=torch.int32)
+
+
+# float64 values of the direct differences of one block of refined pairs.
+_REFINE_ELEMENTS = 2**20
+
+
+def _expansion_error(n_features, dtype):
+    """A bound, relative to ``(|x| + |c|)**2`` (euclidean) or ``|x|_1 +
+    |c|_1`` per term (manhattan), on the rounding error of the expansions of
+    :meth:`Centroids.distances` in ``dtype``: ``gamma_{n + 8} = (n + 8) u /
+    (1 - (n + 8) u)``, the bound on a sum of ``n`` terms in any order (a
+    matrix product's dot products, row norms), with room for the rounding
+    of the shifted rows and centroids and of the few operations after."""
+    nu = (n_features + 8) * torch.finfo(dtype).eps / 2
+    return nu / (1 - nu) if nu < 0.5 else math.inf
 
 
 # Classes from which the products of rows and centroids are computed as
@@ -782,11 +928,10 @@ class Posterior:
 
     Turns a chunk's distances into what a method of the estimator returns:
     the log posterior of each class up to a constant (``decision_function``),
-    probabilities, their log, or labels.  :meth:`predict` computes no
-    probability: with uniform priors it is the nearest centroid (the argmin of
-    the distances), otherwise the argmax of the log posterior; either way the
-    first of tied classes, as :func:`numpy.argmax` of the probabilities picks
-    it.
+    probabilities, their log, or labels.  :meth:`predict` is the argmax of
+    the probabilities, the first of tied classes as :func:`numpy.argmax`
+    picks it, but computes them only for rows whose two most probable
+    classes are within rounding of each other.
 
     Parameters
     ----------
@@ -808,10 +953,16 @@ class Posterior:
             self.factor = -mean_sq_norm / self.std**2
         self.dtype = _accumulator_dtype(device)
         prior = np.asarray(class_prior, dtype=np.float64)
-        self.nearest = bool((prior == prior[0]).all())
+        self.uniform = bool((prior == prior[0]).all())
         with np.errstate(divide="ignore"):
             log_prior = np.log(prior)
+        self.uniform_log_prior = float(log_prior[0])
+        # _SCORE_TIE, scaled to float32 where the scores are (MPS).
+        self.tie = _SCORE_TIE * (
+            torch.finfo(self.dtype).eps / torch.finfo(torch.float64).eps
+        )
         self.log_prior = torch.as_tensor(log_prior, dtype=self.dtype).to(device)
+        self._masks = _Masks()
 
     def log_posterior(self, distances):
         """Unnormalised log posterior of each class (may overwrite
@@ -840,12 +991,61 @@ class Posterior:
         return torch.log_softmax(self.log_posterior(distances), dim=1)
 
     def predict(self, distances):
-        """Index of the most probable class (the first of tied ones)."""
-        if self.nearest:
-            # Contiguous first: an argmin along the rows of a transposed
-            # view is slower than the copy.
-            return distances.contiguous().argmin(dim=1)
-        return self.log_posterior(distances).argmax(dim=1)
+        """Index of the most probable class: the argmax of :meth:`proba`,
+        the first of tied ones.
+
+        Without a probability where the two most probable classes are
+        further apart than rounding (the softmax then keeps their order):
+        the nearest centroid with uniform priors, else the argmax of the log
+        posterior.  The rows where they are not, ties included, take the
+        argmax of :meth:`proba` itself, so that the two cannot disagree
+        (with uniform priors, two distances that differ give the same log
+        posterior when ``within_class_std_`` is large enough).
+        """
+        # Contiguous first: reductions along the rows of a transposed view
+        # are slower than the copy.
+        if self.uniform:
+            values = distances.contiguous()
+            best, index = values.min(dim=1)
+            limit = self._tie_distance(best)[:, None]
+            _, close = self._masks.count(torch.le, values, limit, 1)
+        else:
+            values = self.log_posterior(distances).contiguous()
+            best, index = values.max(dim=1)
+            # Rows with another score within rounding of their largest.
+            limit = best.sub_(self.tie)[:, None]
+            _, close = self._masks.count(torch.ge, values, limit, 1)
+        near = torch.nonzero(close > 1).ravel()
+        if near.numel():
+            # (log_posterior may have overwritten the distances.)
+            scores = self.log_posterior(values[near]) if self.uniform else values[near]
+            index[near] = torch.softmax(scores, dim=1).argmax(dim=1)
+        return index
+
+    def _tie_distance(self, nearest):
+        """Per row, a distance beyond which a class's log posterior is more
+        than ``tie`` below the nearest class's, ``nearest`` (uniform
+        priors), allowing for the rounding of the log posteriors (a few
+        units of their dtype's rounding, taken as 16)."""
+        d = nearest.to(self.dtype)  # what the log posteriors are computed in
+        e = 16 * torch.finfo(self.dtype).eps / 2
+        slack = self.tie + e * abs(self.uniform_log_prior)
+        if self.metric == "euclidean":
+            # 0.5 (d_k^2 - d^2) / s^2 <= slack + e (0.5 d_k^2 / s^2 + |lp|)
+            limit = d.square().add_(2 * self.std**2 * slack).div_(1 - e).sqrt_()
+        else:
+            # |f| (d_k - d) <= slack + e (|f| d_k + |lp|)
+            factor = abs(self.factor)
+            limit = d.add(slack / factor if factor > 0 else math.inf).div_(1 - e)
+        # Rounded up into the distances' dtype: a bound, never below.
+        limit = limit.to(nearest.dtype)
+        return torch.nextafter(limit, torch.full_like(limit, math.inf))
+
+
+# Log posteriors closer than this may be equal once turned into
+# probabilities (exp and the division round to 2**-53 relative): such rows
+# are decided by the probabilities themselves.
+_SCORE_TIE = 2.0**-40
 
 
 def pairwise_distances(X, centroids, *, batch_size, reduce=None):
@@ -878,6 +1078,7 @@ def pairwise_distances(X, centroids, *, batch_size, reduce=None):
             centroids.scratch_size(), dtype=centroids.dtype, device=centroids.device
         )
     results = _HostResults(n_samples)
+    masks = _Masks()
     for start, stop, chunk in iter_chunks(
         X,
         device=centroids.device,
@@ -885,7 +1086,7 @@ def pairwise_distances(X, centroids, *, batch_size, reduce=None):
         batch_size=rows,
         shift=centroids.shift,
     ):
-        distances = centroids.distances(chunk, scratch)
+        distances = centroids.distances(chunk, scratch, rows=X[start:stop], masks=masks)
         results.put(start, stop, distances if reduce is None else reduce(distances))
     return results.array()
 

@@ -50,7 +50,10 @@ class ClassMeansDisplay:
     ----------
     means : array-like of shape (n_classes, n_features)
         One mean image per row, flattened, on the 0..255 scale or (when every
-        value is in [0, 1]) on the [0, 1] scale.
+        value of every mean is in [0, 1]) on the [0, 1] scale.  The scale is
+        decided for all the means together, not per class, so that the tiles
+        of the classes are comparable: a nearly blank class stays nearly
+        blank.
     image_shape : tuple of int, default=None
         ``(height, width)`` or ``(height, width, channels)`` of one image.
         ``None`` means a square grey image.
@@ -189,13 +192,12 @@ class ClassMeansDisplay:
             if self.display_labels is None
             else np.asarray(self.display_labels)
         )
-        tiles = [
-            (mean_pixels(m, image_shape, cmap), text)
-            for m, text in zip(means, mean_labels(labels), strict=True)
-        ]
+        tiles = list(
+            zip(mean_pixels(means, image_shape, cmap), mean_labels(labels), strict=True)
+        )
         for a, b in differences or ():
             ia, ib = self._index(labels, a), self._index(labels, b)
-            diff = difference_pixels(means[ia], means[ib], image_shape)
+            diff = difference_pixels(means, ia, ib, image_shape)
             tiles.append((diff, f"{a} - {b}"))
         n_tiles = len(tiles)
         n_cols = grid_columns(n_tiles, columns)
@@ -258,13 +260,26 @@ class ClassMeansDisplay:
             width = _TILE_INCHES * n_cols
             height = (_TILE_INCHES * h / w + 0.35) * n_rows
             _, ax = plt.subplots(figsize=(width, height), layout="constrained")
-        from matplotlib.gridspec import GridSpecFromSubplotSpec
+        from matplotlib.gridspec import GridSpec, GridSpecFromSubplotSpec
 
         ax.set_axis_off()
         self.bounding_ax_ = ax
-        grid = GridSpecFromSubplotSpec(
-            n_rows, n_cols, subplot_spec=ax.get_subplotspec()
-        )
+        spec = ax.get_subplotspec()
+        if spec is not None:
+            grid = GridSpecFromSubplotSpec(n_rows, n_cols, subplot_spec=spec)
+        else:
+            # An Axes placed by hand (figure.add_axes) has no subplot spec:
+            # the grid fills its rectangle instead.
+            box = ax.get_position()
+            grid = GridSpec(
+                n_rows,
+                n_cols,
+                figure=ax.figure,
+                left=box.x0,
+                right=box.x1,
+                bottom=box.y0,
+                top=box.y1,
+            )
         axes = np.empty((n_rows, n_cols), dtype=object)
         for i in range(n_rows):
             for j in range(n_cols):

@@ -56,25 +56,30 @@ def grid_columns(n_tiles, columns=None):
     return max(1, min(int(columns), n_tiles))
 
 
-def to_0_255(mean):
-    """A mean as float pixel values on the 0..255 scale.
+def to_0_255(means):
+    """Means as float pixel values on the 0..255 scale, one scale for all.
 
     A model fitted on pixels scaled to [0, 1] (``dtype="float32"``, or
-    ``X / 255``) has every mean in [0, 1]; those are scaled up.
+    ``X / 255``) has every mean in [0, 1]; those are scaled up.  The scale is
+    decided once for all the means of a model, not per class: a class of
+    nearly blank images of a 0..255 model (every mean value at most 1) stays
+    nearly black, and the classes' tiles stay comparable.
     """
-    mean = np.asarray(mean, dtype=np.float64)
-    finite = mean[np.isfinite(mean)]
+    means = np.asarray(means, dtype=np.float64)
+    finite = means[np.isfinite(means)]
     if finite.size and finite.max() <= 1.0 and finite.min() >= 0.0:
-        return mean * 255.0
-    return mean
+        return means * 255.0
+    return means
 
 
-def mean_pixels(mean, image_shape, cmap="greys"):
-    """One class mean as the uint8 pixels to draw.
+def mean_pixels(means, image_shape, cmap="greys"):
+    """The class means of a model as the uint8 pixels to draw, one per mean.
 
     Parameters
     ----------
-    mean : ndarray of shape (n_features,)
+    means : ndarray of shape (n_classes, n_features)
+        All the means of a model: the grey scale is decided for all of them
+        together (see :func:`to_0_255`).
     image_shape : tuple of int
         ``(h, w)`` or ``(h, w, channels)``.
     cmap : {"greys", "gray"}, default="greys"
@@ -84,16 +89,19 @@ def mean_pixels(mean, image_shape, cmap="greys"):
 
     Returns
     -------
-    pixels : ndarray of shape (h, w) or (h, w, 3), uint8
+    tiles : list of ndarray of shape (h, w) or (h, w, 3), uint8
         To be drawn as a grey image with 0 black and 255 white, or as RGB.
         Values are rounded and clipped to 0..255, an alpha channel is dropped
         and grey + alpha shows the grey. An undefined mean (a class without
         samples: NaN) is a flat grey tile.
     """
-    mean = np.asarray(mean, dtype=np.float64)
+    return [_tile(mean, image_shape, cmap) for mean in to_0_255(means)]
+
+
+def _tile(mean, image_shape, cmap):
     if not np.isfinite(mean).all():
         return np.full(tuple(image_shape[:2]), EMPTY_GREY, dtype=np.uint8)
-    pixels = to_0_255(mean).reshape(image_shape)
+    pixels = mean.reshape(image_shape)
     pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
     if pixels.ndim == 3:
         pixels = pixels[..., :3] if pixels.shape[2] >= 3 else pixels[..., 0]
@@ -102,13 +110,14 @@ def mean_pixels(mean, image_shape, cmap="greys"):
     return pixels
 
 
-def difference_pixels(mean_a, mean_b, image_shape):
-    """``mean_a - mean_b`` on the 0..255 scale, as an ``(h, w)`` float image.
+def difference_pixels(means, a, b, image_shape):
+    """``means[a] - means[b]`` on the model's 0..255 scale, as an ``(h, w)``
+    float image.
 
     Colour differences are averaged over the channels.
     """
-    both = to_0_255(np.stack([mean_a, mean_b]))  # one scale for the two
-    diff = both[0] - both[1]
+    scaled = to_0_255(means)  # the scale of the whole model
+    diff = scaled[a] - scaled[b]
     if not np.all(np.isfinite(diff)):
         diff = np.where(np.isfinite(diff), diff, 0.0)
     diff = diff.reshape(image_shape)

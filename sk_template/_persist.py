@@ -52,8 +52,8 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._classifier import NearestMeanImageClassifier
-from ._core import ClassStats, device_available
+from ._classifier import NearestMeanImageClassifier, runnable_device
+from ._core import ClassStats
 from .datasets._atomic import write_atomic
 
 __all__ = ["FORMAT_VERSION", "load_model", "save_model"]
@@ -316,8 +316,6 @@ def _open_model_file(path):
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise FileNotFoundError(f"No such model file: {str(path)!r}.") from None
-    if stat.S_ISDIR(mode):
-        raise IsADirectoryError(f"{str(path)!r} is a folder, not a model file.")
     _check_regular(path, mode)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
@@ -333,11 +331,13 @@ _FILE_KINDS = {
     stat.S_IFCHR: "a character device",
     stat.S_IFBLK: "a block device",
     stat.S_IFSOCK: "a socket",
-    stat.S_IFDIR: "a folder",
 }
 
 
 def _check_regular(path, mode):
+    """Refuse anything but a regular file; a folder as IsADirectoryError."""
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{str(path)!r} is a folder, not a model file.")
     if not stat.S_ISREG(mode):
         kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
         raise ValueError(
@@ -540,6 +540,47 @@ def _read_header(zf, info, name, path):
     return shape, fortran, dtype, fp.n
 
 
+# What each member may hold: (dtype kinds, number of dimensions); the
+# statistics are float64 of any shape (checked once read).
+_MEMBER_TYPES = {
+    "format": ("U", 0),
+    "sk_template_version": ("U", 0),
+    "params": ("U", 0),
+    "metadata": ("U", 0),
+    "format_version": ("iu", 0),
+    "n_features_in": ("iu", 0),
+    "classes": ("biufUS", 1),
+    "feature_names_in": ("U", 1),
+}
+
+
+def _check_member_type(name, shape, dtype, path):
+    """Refuse a member whose header gives a dtype or shape that member never
+    has, before anything is allocated.  A dtype of itemsize 0 (``S0``,
+    ``U0``, ``V0``) is always refused: its declared size is 0 bytes whatever
+    its shape, so the size checks could not bound what numpy allocates."""
+    if dtype.itemsize == 0:
+        raise ValueError(
+            f"{path} is a corrupt model file: {name} has dtype {dtype}, whose "
+            f"items are 0 bytes long (shape {shape}); no model file holds such "
+            "an array. Save the model again with sk_template.save_model."
+        )
+    if name in _MEMBER_TYPES:
+        kinds, ndim = _MEMBER_TYPES[name]
+        if dtype.kind in kinds and len(shape) == ndim:
+            return
+        what = repr(name) if ndim == 0 else name
+        raise ValueError(
+            f"{path} is a corrupt model file: {what} has dtype {dtype} and shape "
+            f"{shape}."
+        )
+    if dtype != np.float64:  # the statistics and medians
+        raise ValueError(
+            f"{path} is a corrupt model file: the arrays do not fit together "
+            f"({name} is {dtype} {shape}; a model's statistics are float64)."
+        )
+
+
 def _plan(zf, members, path, size):
     """Check every member's header against its declared size and the limits;
     return ``{name: (info, shape, fortran, dtype, offset, nbytes)}``."""
@@ -552,6 +593,7 @@ def _plan(zf, members, path, size):
             )
         _check_entry(info, name, path, size)
         shape, fortran, dtype, offset = _read_header(zf, info, name, path)
+        _check_member_type(name, shape, dtype, path)
         nbytes = math.prod(shape) * dtype.itemsize
         if info.file_size != offset + nbytes:
             raise _Corrupt(
@@ -724,15 +766,18 @@ def _flat(exc):
     return " ".join(str(exc).split())
 
 
-def _check_shapes(path, arrays, n_classes, n_features):
-    """Each array is float64 of shape (n_features,), (n_classes,) or both."""
-    allowed = {(n_features,), (n_classes,), (n_classes, n_features)}
+def _check_shapes(path, arrays, shapes, n_classes, n_features):
+    """Each array is float64 of its shape in ``shapes`` (one per name)."""
     for name, value in arrays.items():
-        if value is None or value.dtype != np.float64 or value.shape not in allowed:
-            what = "missing" if value is None else f"{value.dtype} {value.shape}"
+        if value is None or value.dtype != np.float64 or value.shape != shapes[name]:
+            what = (
+                "is missing"
+                if value is None
+                else f"has shape {value.shape} and dtype {value.dtype}"
+            )
             raise ValueError(
                 f"{path} is a corrupt model file: the arrays do not fit together "
-                f"({name} is {what}, with {n_classes} classes and {n_features} "
+                f"({name} {what}, with {n_classes} classes and {n_features} "
                 "features)."
             )
 
@@ -750,15 +795,13 @@ def _read_stats(arrays, path, n_classes, n_features):
             f"{path} is a corrupt model file: it holds the statistics "
             f"{sorted(stored)}, but this sk_template needs {sorted(expected)}."
         )
-    _check_shapes(path, stored, n_classes, n_features)
-    fixed = {"sums": (n_classes, n_features), "weights": (n_classes,)}
-    for name, shape in fixed.items():
-        if name in stored and stored[name].shape != shape:
-            raise ValueError(
-                f"{path} is a corrupt model file: the arrays do not fit together "
-                f"({name} has shape {stored[name].shape}, with {n_classes} classes "
-                f"and {n_features} features)."
-            )
+    shapes = {
+        "sums": (n_classes, n_features),
+        "weights": (n_classes,),
+        "sq_sums": (n_features,),
+        "shift": (n_features,),
+    }
+    _check_shapes(path, stored, shapes, n_classes, n_features)
     return ClassStats(**stored)
 
 
@@ -893,6 +936,7 @@ def load_model(path, *, return_metadata=False):
         _check_shapes(
             path,
             {"medians": medians[0], "median_scatter": medians[1]},
+            {"medians": stats.sums.shape, "median_scatter": (n_features,)},
             classes.shape[0],
             n_features,
         )
@@ -904,15 +948,9 @@ def load_model(path, *, return_metadata=False):
                     "values (inf or NaN)."
                 )
 
-    device = params.get("device", "cpu")
-    if not device_available(device):
-        warnings.warn(
-            f"The model in {path} was fitted with device={device!r}, which is not "
-            "available here; it will run on the CPU (device='cpu').",
-            UserWarning,
-            stacklevel=2,
-        )
-        params["device"] = "cpu"
+    params["device"] = runnable_device(
+        params.get("device", "cpu"), f"The model in {path}"
+    )
     try:
         model = NearestMeanImageClassifier(**params)
         model._validate_params()

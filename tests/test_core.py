@@ -150,3 +150,25 @@ def test_auto_chunks_bound_the_distances_of_many_classes():
         rows = batch_rows("auto", 784, n_classes)
         assert rows * n_classes <= _core._AUTO_DISTANCE_ELEMENTS
     assert batch_rows(100, 784, 100_000) == 100  # an explicit size is kept
+
+
+def test_predict_is_argmax_of_proba_when_scores_differ_by_an_ulp():
+    # Log posteriors one ulp apart can become equal probabilities (the
+    # softmax rounds), whose argmax is then the first of the two, not the
+    # larger score: predict must pick what proba's argmax picks.
+    rng = np.random.default_rng(0)
+    n_rows, n_classes = 2_000, 6
+    log_prior = np.log(rng.uniform(0.5, 1.0, n_classes))
+    scores = log_prior + rng.uniform(-3, 0, (n_rows, n_classes))
+    scores[:, 1] = np.nextafter(scores[:, 0], 1)  # one ulp above class 0
+    prior = np.exp(log_prior)
+    posterior = _core.Posterior("manhattan", np.sqrt(2), prior, CPU, None)
+    # manhattan with s = sqrt(2): log posterior = -d + log(prior).
+    distances = torch.as_tensor(log_prior - scores)
+    computed = posterior.log_posterior(distances.clone())
+    proba = posterior.proba(distances.clone())
+    # The case this test is about: a larger score, an equal probability.
+    assert ((computed[:, 1] > computed[:, 0]) & (proba[:, 0] == proba[:, 1])).any()
+    assert_array_equal(
+        posterior.predict(distances.clone()), proba.argmax(dim=1).numpy()
+    )

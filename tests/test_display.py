@@ -178,3 +178,32 @@ def test_confusion_matrix_display_works_with_the_estimator():
     )
     assert disp.confusion_matrix.sum() == len(y_test)
     assert [t.get_text() for t in disp.ax_.get_xticklabels()] == ["one", "two", "zero"]
+
+
+def test_one_grey_scale_for_all_classes_of_a_model():
+    """A nearly blank class of a 0..255 model (every mean value at most 1)
+    is drawn nearly black, not stretched to 0..255 on its own; the CLI's
+    picture draws it alike."""
+    means = np.array([[0.0, 1.0, 0.5, 0.0], [255.0, 200.0, 0.0, 255.0]])
+    disp = ClassMeansDisplay(means, image_shape=(2, 2), display_labels=["a", "b"])
+    disp.plot(cmap="gray", differences=[("a", "b")])
+    np.testing.assert_array_equal(disp.images_[0].get_array().ravel(), [0, 1, 0, 0])
+    np.testing.assert_array_equal(disp.images_[1].get_array().ravel(), means[1])
+    np.testing.assert_allclose(disp.images_[2].get_array().ravel(), means[0] - means[1])
+    model = NearestCentroid().fit(np.vstack([means, means]), [0, 1, 0, 1])
+    png = np.asarray(_pictures.render_means(model, (2, 2), scale=1, cmap="gray"))
+    x, y0 = _pictures._PAD, _pictures._PAD
+    np.testing.assert_array_equal(png[y0 : y0 + 2, x : x + 2, 0].ravel(), [0, 1, 0, 0])
+
+
+def test_an_ax_placed_by_hand_is_divided(clf):
+    # figure.add_axes gives an Axes without a subplot spec.
+    fig = plt.figure()
+    ax = fig.add_axes((0.1, 0.2, 0.6, 0.5))
+    disp = ClassMeansDisplay.from_estimator(clf, ax=ax, columns=5)
+    assert disp.bounding_ax_ is ax and disp.axes_.shape == (2, 5)
+    box = ax.get_position()
+    for tile in disp.axes_.flat:
+        inner = tile.get_position()
+        assert box.x0 - 1e-9 <= inner.x0 < inner.x1 <= box.x1 + 1e-9
+        assert box.y0 - 1e-9 <= inner.y0 < inner.y1 <= box.y1 + 1e-9

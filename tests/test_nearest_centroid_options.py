@@ -126,6 +126,20 @@ def test_shrinking_with_a_single_class_seen_so_far():
     assert_array_equal(inc.predict(X_TOY), [0] * len(X_TOY))
 
 
+@pytest.mark.parametrize("threshold", [1e-9, 0.5, 100.0])
+def test_shrinking_keeps_offsets_it_cannot_standardize(threshold):
+    """Features 0-2 have no within-class spread and neither has the median
+    feature, so ``ms`` is 0 there: the limit of the shrunk offset as ``ms``
+    goes to 0 is the offset itself, not the overall mean (and not NaN, as
+    scikit-learn computes)."""
+    X = np.array([[0, 0, 0, 0], [0, 0, 0, 2], [10, 0, 0, 0], [10, 0, 0, 2]])
+    y = np.array([0, 0, 1, 1])
+    clf = NearestMeanImageClassifier(shrink_threshold=threshold).fit(X, y)
+    assert_array_equal(clf.centroids_, [[0, 0, 0, 1], [10, 0, 0, 1]])
+    assert_array_equal(clf.deviations_[:, :3], 0)
+    assert_array_equal(clf.predict(X), y)
+
+
 @pytest.mark.parametrize("centroid", ["mean", "median"])
 def test_shrinking_without_within_class_variance_raises_like_sklearn(centroid):
     """Every row equals its class's centroid: there is no spread to shrink by.

@@ -363,19 +363,36 @@ def test_other_bytes_are_not_called_pickles(tmp_path, content):
     assert "pickle (protocol" not in str(info.value)
 
 
+def _with_member(path, source, name, data):
+    """``source`` rewritten into ``path`` with member ``name`` replaced by
+    the raw bytes ``data``."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for other, value in _members(source).items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, value, allow_pickle=False)
+            zf.writestr(other + ".npy", data if other == name else buffer.getvalue())
+    return path
+
+
 def test_unparsable_npy_header_is_a_clear_error(tmp_path, model_file):
     # numpy parses the header as Python literals; an unterminated one raises
     # tokenize.TokenError there, which must not escape as such.
     header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (10, 64"
     header += b" " * (118 - len(header)) + b"\n"
     member = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
-    arrays = _members(model_file)
-    path = tmp_path / "bad.npz"
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, value in arrays.items():
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, value, allow_pickle=False)
-            data = member if name == "classes" else buffer.getvalue()
-            zf.writestr(name + ".npy", data)
+    path = _with_member(tmp_path / "bad.npz", model_file, "classes", member)
     with pytest.raises(ValueError, match="member 'classes' has a bad header"):
         load_model(path)
+
+
+@pytest.mark.parametrize("descr", ["|S0", "<U0", "|V0"])
+@pytest.mark.parametrize("name", ["classes", "params", "stats_sums"])
+def test_zero_byte_dtypes_are_refused_by_name(tmp_path, model_file, descr, name):
+    # An item of 0 bytes makes any shape 0 bytes long, so the size checks
+    # cannot bound it: numpy would allocate 10**12 items (or crash) for it.
+    header = _npy_header((10**12,), descr)
+    path = _with_member(tmp_path / "bad.npz", model_file, name, header)
+    message, peak = _load_measured(path)
+    assert f"corrupt model file: {name} has dtype {np.dtype(descr)}" in message
+    assert "0 bytes" in message
+    assert peak < 50 * 2**20

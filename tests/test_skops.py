@@ -49,6 +49,8 @@ def test_round_trip_predicts_the_same(tmp_path, digits, params):
     np.testing.assert_array_equal(
         loaded.predict_proba(X[1200:]), model.predict_proba(X[1200:])
     )
+    # Read-only as fitted: an edit in place would go unseen by the device copy.
+    assert not loaded.centroids_.flags.writeable
 
 
 def test_untrusted_file_is_refused(tmp_path, digits):

@@ -105,8 +105,9 @@ def render_means(
     Returns
     -------
     image : PIL.Image.Image
-        An RGB image of size :func:`means_image_size`.  Means of values in
-        [0, 1] are scaled to 0..255; a class without samples is a grey tile.
+        An RGB image of size :func:`means_image_size`.  A model whose means
+        all lie in [0, 1] is scaled to 0..255 (all classes alike, so that
+        their tiles are comparable); a class without samples is a grey tile.
     """
     from PIL import Image, ImageDraw
 
@@ -120,11 +121,12 @@ def render_means(
     canvas = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(canvas)
     font = _font()
+    tiles = mean_pixels(centroids, image_shape, cmap)  # one grey scale for all
     for k in range(n_classes):
         row, col = divmod(k, columns)
         x = _PAD + col * (tile_w + _PAD)
         y = _PAD + row * (tile_h + _LABEL_HEIGHT + _PAD)
-        tile = Image.fromarray(mean_pixels(centroids[k], image_shape, cmap))
+        tile = Image.fromarray(tiles[k])
         tile = tile.convert("RGB").resize((tile_w, tile_h), Image.Resampling.NEAREST)
         canvas.paste(tile, (x, y))
         draw.rectangle(
