@@ -692,13 +692,16 @@ class Centroids:
             # The centroids' term of each expansion: |c|^2 or sum c.
             term = shifted**2 if metric == "euclidean" else shifted
             self.c_term = torch.as_tensor(term.sum(axis=1), dtype=dtype).to(device)
-            if dtype != torch.float64 and device.type != "mps":
+            if (
+                metric == "euclidean"
+                and dtype != torch.float64
+                and device.type != "mps"
+            ):
                 # Rows whose nearest centroids the expansion cannot tell apart
                 # are recomputed from these (see _refine).
                 self.exact = torch.as_tensor(shifted, device=device)
                 self.exact_shift = torch.as_tensor(shift, device=device)
-                order = 2 if metric == "euclidean" else 1
-                self.c_norm = float(np.linalg.norm(shifted, ord=order, axis=1).max())
+                self.c_norm = float(np.linalg.norm(shifted, axis=1).max())
                 self.tolerance = _expansion_error(centroids.shape[1], dtype)
                 self.unit = torch.finfo(dtype).eps / 2
         else:  # cosine
@@ -743,17 +746,13 @@ class Centroids:
             out = d2.sqrt_()
         elif self.metric == "manhattan":
             # sum |x - c| = sum x + sum c - 2 sum min(x, c): two passes over
-            # the chunk per class instead of three.
-            if self.exact is not None and rows is not None:
-                # |error| <= tolerance * 3 (|x|_1 + |c|_1), all shifted: the
-                # sum of x, of c and of the minima (each at most |x| + |c|).
-                # (abs then sum: several times faster than vector_norm(ord=1))
-                bound = chunk.abs().sum(dim=1).add_(self.c_norm).mul_(3)
+            # the chunk per class instead of three.  Not refined: the bound
+            # on float32 sums of n terms, n u (|x|_1 + |c|_1), is wider than
+            # the gaps between classes on wide images (random 64x64x3 data
+            # flagged nearly every row, and predict took 14x as long).
             low = _sum_of_minima(chunk, self.C, scratch)
             out = low.mul_(-2).add_(chunk.sum(dim=1)[:, None])
             out = out.add_(self.c_term).clamp_min_(0)
-            if bound is not None:
-                out = self._refine(out, bound, rows, masks or _Masks())
         else:  # cosine
             norms = torch.linalg.vector_norm(chunk, dim=1, keepdim=True)
             chunk.div_(norms.clamp_min_(torch.finfo(chunk.dtype).tiny))
@@ -763,7 +762,7 @@ class Centroids:
         return out
 
     def _refine(self, values, bound, rows, masks):
-        """``values`` (squared euclidean or manhattan distances of a chunk),
+        """``values`` (squared euclidean distances of a chunk),
         with the rows whose two smallest differ by no more than twice their
         error bound ``tolerance * bound`` recomputed from ``rows`` by
         direct differences in float64 (for the classes within that bound of
