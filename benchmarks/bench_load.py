@@ -44,21 +44,21 @@ Usage::
     python benchmarks/bench_load.py [--section photos] [--root PATH]
         [--photos-dir DIR] [--repeat 5] [--n-jobs 2]
 
-Sample output (2-core AMD EPYC, pyspng installed, no torchvision; another
-session's tests were running on the same machine)::
+Sample output (2-core AMD EPYC, pyspng installed, no torchvision, nothing
+else running)::
 
     Loading 70000 PNG files (28x28, mode L) in 2 splits, 20 class folders
     AMD EPYC, 2 CPUs; median of 5 runs
     method                                       seconds  vs Pillow loop
-    -------------------------------------------  -------  -------------
-    source document's Pillow loop                  2.640           1.0x
+    -------------------------------------------  -------  --------------
+    source document's Pillow loop                  4.617            1.0x
     torchvision ImageFolder                            -  not installed
-    ours, cold, cache off, n_jobs=1                0.801           3.3x
-    ours, cold, cache off, n_jobs=2                0.556           4.8x
-    ours, cold, writing a fresh cache, n_jobs=2    0.786           3.4x
-    ours, from cache                               0.203          13.0x
-    ours, from cache, mmap=True                    0.188          14.0x
-    ours, cold, n_jobs=2, first call in a new process (workers start up): 2.23 s
+    ours, cold, cache off, n_jobs=1                1.422            3.2x
+    ours, cold, cache off, n_jobs=2                0.991            4.7x
+    ours, cold, writing a fresh cache, n_jobs=2    1.283            3.6x
+    ours, from cache                               0.258           17.9x
+    ours, from cache, mmap=True                    0.257           18.0x
+    ours, cold, n_jobs=2, first call in a new process (workers start up): 2.31 s
 
 and of the photo section (same machine, simplejpeg installed, nothing else
 running)::

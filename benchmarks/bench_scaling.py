@@ -24,20 +24,26 @@ Targets on a 2-core CPU: every ``predict`` at least 2x scikit-learn and 1.5x
 ``cdist``; euclidean ``predict`` within 2x the GEMM floor; every ``fit`` at
 least 5x scikit-learn and, on MNIST shape, within 4x the copy floor.
 
-Sample output (a shared 2-core AMD EPYC, ``--memory --threads 1``)::
+Sample output (2-core AMD EPYC, ``--memory --threads 1``, nothing else
+running; see the README for what it meets)::
 
     machine: AMD EPYC, 2 cores, torch threads 1; torch 2.13.0+cpu, scikit-learn 1.9.1; ours on cpu, repeat=5
+    mnist: 60,000 x 784, 10 classes; 10,000
+    cifar: 50,000 x 3,072, 10 classes; 10,000
+    cifar100: 20,000 x 3,072, 100 classes; 10,000
+    classes1000: 20,000 x 784, 1,000 classes; 5,000
+    wide200: 20,000 x 12,288, 200 classes; 5,000
 
     case         step                ours (s)  sklearn  ours vs    cdist  ours vs    floor   ours/  peak MB
                                                    (s)  sklearn      (s)    cdist      (s)   floor
-    mnist        fit                   0.0216   0.2847    13.2x                     0.0079    2.7x
-    mnist        predict euclidean     0.0080   0.0224     2.8x   0.0318     4.0x   0.0075    1.1x     10.1
-    cifar        predict euclidean     0.0248   0.0771     3.1x   0.2443     9.9x   0.0294    0.8x      6.7
-    cifar100     fit                   0.0296   0.3086    10.4x                     0.0067    4.4x
-    classes1000  fit                   0.0194   0.1359     7.0x                     0.0017   11.4x
-    classes1000  predict euclidean     0.0966   0.2407     2.5x   0.1021     1.1x   0.0856    1.1x     38.7
-    wide200      fit                   0.1631   1.7968    11.0x                     0.0254    6.4x
-    wide200      predict manhattan     2.8528  13.0228     4.6x  10.8578     3.8x                      16.0
+    mnist        fit                   0.0219   0.2472    11.3x                     0.0064    3.4x
+    mnist        predict euclidean     0.0175   0.0245     1.4x   0.0503     2.9x   0.0060    2.9x     11.3
+    cifar        predict euclidean     0.0499   0.0885     1.8x   0.2742     5.5x   0.0277    1.8x     11.4
+    cifar100     fit                   0.0409   0.3417     8.3x                     0.0081    5.0x
+    classes1000  fit                   0.0218   0.1419     6.5x                     0.0017   12.7x
+    classes1000  predict euclidean     0.1092   0.1056     1.0x   0.1043     1.0x   0.0905    1.2x     44.6
+    wide200      fit                   0.2612   2.0844     8.0x                     0.0331    7.9x
+    wide200      predict manhattan     3.0972   7.7630     2.5x  10.6204     3.4x                      16.7
 
 Usage::
 
