@@ -489,13 +489,25 @@ def _open_pillow(data, path):
             im = Image.open(_stream(data))
         except Image.DecompressionBombError as exc:
             # Pillow's own check, over twice the limit, stops Image.open
-            # before it tells the size: say what check_pixel_limit says.
+            # before it tells the size: say what check_pixel_limit says,
+            # with the size where the header is one we read.
+            size = _header_size(data)
+            if size is not None:
+                check_pixel_limit(path, *size)
             found = re.search(r"\((\d+) pixels\)", str(exc))
             pixels = int(found[1]) if found else None
             reason = _too_big("the image", pixels, Image.MAX_IMAGE_PIXELS)
             raise ImageDecodeError(path, reason) from None
     check_pixel_limit(path, *im.size)
     return im
+
+
+def _header_size(data):
+    """``(width, height)`` from a PNG's or a JPEG's header, else None."""
+    if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
+        return _PNG_SIZE.unpack_from(data, 16)
+    frame = _jpeg_frame(data)
+    return None if frame is None else (frame[1], frame[0])
 
 
 def _decode_pillow(data, mode, size, resize, path):
