@@ -28,6 +28,18 @@ def _private_data_home(tmp_path_factory):
         os.environ["SK_TEMPLATE_DATA"] = previous
 
 
+@pytest.fixture
+def quiet_local_home(tmp_path, monkeypatch):
+    """Keep this test's caches inside tmp_path, and progress bars off (see
+    test_progress); the data home it uses."""
+    from sk_template.datasets import _progress
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SK_TEMPLATE_DATA", str(home))
+    monkeypatch.setattr(_progress, "DELAY", float("inf"))
+    return home
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """Real MNIST as ``((X_train, y_train), (X_test, y_test))``, uint8 rows of

@@ -26,11 +26,7 @@ IMAGES = RNG.integers(0, 256, size=(8, 5, 4), dtype=np.uint8)
 LABELS = np.array([3, 7, 3, 7, 3, 7, 3, 7])
 
 
-@pytest.fixture(autouse=True)
-def _quiet_and_local(tmp_path, monkeypatch):
-    """Keep every cache inside tmp_path, and progress bars off (see test_progress)."""
-    monkeypatch.setenv("SK_TEMPLATE_DATA", str(tmp_path / "home"))
-    monkeypatch.setattr(_progress, "DELAY", float("inf"))
+pytestmark = pytest.mark.usefixtures("quiet_local_home")
 
 
 @pytest.fixture

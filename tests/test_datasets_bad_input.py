@@ -13,7 +13,6 @@ from sk_template.datasets import (
     SkippedImagesWarning,
     _cache,
     _folder,
-    _progress,
     iter_image_folder,
     load_image_folder,
 )
@@ -21,10 +20,7 @@ from sk_template.datasets import (
 RNG = np.random.default_rng(7)
 
 
-@pytest.fixture(autouse=True)
-def _quiet_and_local(tmp_path, monkeypatch):
-    monkeypatch.setenv("SK_TEMPLATE_DATA", str(tmp_path / "home"))
-    monkeypatch.setattr(_progress, "DELAY", float("inf"))
+pytestmark = pytest.mark.usefixtures("quiet_local_home")
 
 
 def png_bytes(array):

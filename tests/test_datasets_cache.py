@@ -16,7 +16,6 @@ from sk_template.datasets import (
     SkippedImagesWarning,
     _cache,
     _folder,
-    _progress,
     load_image_folder,
     write_image_folder,
 )
@@ -27,11 +26,8 @@ LABELS = np.arange(10) % 2
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    monkeypatch.setenv("SK_TEMPLATE_DATA", str(home))
-    monkeypatch.setattr(_progress, "DELAY", float("inf"))  # no progress bars
-    return home
+def home(quiet_local_home):
+    return quiet_local_home
 
 
 @pytest.fixture

@@ -27,9 +27,8 @@ RNG = np.random.default_rng(11)
 
 
 @pytest.fixture(autouse=True)
-def _quiet_and_local(tmp_path, monkeypatch):
-    monkeypatch.setenv("SK_TEMPLATE_DATA", str(tmp_path / "home"))
-    monkeypatch.setattr(_progress, "DELAY", float("inf"))
+def _local_settings(quiet_local_home, monkeypatch):
+    """Tests here change the pixel limit: put it back after each."""
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
 
 
