@@ -722,26 +722,16 @@ class Centroids:
         ``masks``, a :class:`_Masks` for its comparisons (one per call, not
         shared between threads).
         """
-        bound = None
         if self.metric == "euclidean":
             # |x - c|^2 = |x|^2 - 2 x.c + |c|^2.
             cross = self._products(chunk)
             sq_rows = torch.linalg.vector_norm(chunk, dim=1).square_()
-            if self.exact is not None and rows is not None:
-                # What can reorder two classes of a row, all shifted: the
-                # products' rounding (gamma_n |x| |c|), and a few roundings of
-                # u (|x| + |c|)^2 (the additions, the centroids' rounding,
-                # the square root).  The rounding of |x|^2 itself, the
-                # largest error, is the same for every class of the row.
-                norm = sq_rows.sqrt()
-                bound = norm.mul(2 * self.c_norm)
-                rounding = norm.add_(self.c_norm).square_().mul_(6 * self.unit)
-                bound = bound.add_(rounding, alpha=1 / self.tolerance)
             # c_term - 2 x.c in one pass: -2 x.c is exact, so this is the
             # same single rounding as a multiplication and an addition.
             d2 = torch.add(self.c_term, cross, alpha=-2, out=cross)
             d2 = d2.add_(sq_rows[:, None]).clamp_min_(0)
-            if bound is not None:
+            if self.exact is not None and rows is not None:
+                bound = self._error_bound(sq_rows)
                 d2 = self._refine(d2, bound, rows, masks or _Masks())
             out = d2.sqrt_()
         elif self.metric == "manhattan":
@@ -760,6 +750,17 @@ class Centroids:
         if self.has_missing:
             out.masked_fill_(self.missing, math.inf)
         return out
+
+    def _error_bound(self, sq_rows):
+        """Per row, with ``tolerance``, what can reorder two classes (see
+        :meth:`_refine`), all shifted: the products' rounding (gamma_n |x|
+        |c|), and a few roundings of u (|x| + |c|)^2 (the additions, the
+        centroids' rounding, the square root).  The rounding of |x|^2 itself,
+        the largest error, is the same for every class of the row."""
+        norm = sq_rows.sqrt()
+        bound = norm.mul(2 * self.c_norm)
+        rounding = norm.add_(self.c_norm).square_().mul_(6 * self.unit)
+        return bound.add_(rounding, alpha=1 / self.tolerance)
 
     def _refine(self, values, bound, rows, masks):
         """``values`` (squared euclidean distances of a chunk),
@@ -801,11 +802,7 @@ class Centroids:
         step = max(1, _REFINE_ELEMENTS // self.exact.shape[1])
         for i in range(0, len(which), step):
             w, k = which[i : i + step], classes[i : i + step]
-            diff = exact[w] - self.exact[k]
-            if self.metric == "euclidean":
-                part = diff.square_().sum(dim=1)
-            else:
-                part = diff.abs_().sum(dim=1)
+            part = (exact[w] - self.exact[k]).square_().sum(dim=1)
             values[flagged[w], k] = part.to(values.dtype)
         return values
 
