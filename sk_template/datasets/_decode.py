@@ -502,10 +502,18 @@ def _open_pillow(data, path):
     return im
 
 
+def _png_size(data):
+    """``(width, height)`` from a PNG's whole IHDR chunk, else None."""
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33:
+        return None
+    return _PNG_SIZE.unpack_from(data, 16)
+
+
 def _header_size(data):
     """``(width, height)`` from a PNG's or a JPEG's header, else None."""
-    if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
-        return _PNG_SIZE.unpack_from(data, 16)
+    size = _png_size(data)
+    if size is not None:
+        return size
     frame = _jpeg_frame(data)
     return None if frame is None else (frame[1], frame[0])
 
@@ -547,14 +555,13 @@ def _spng_mode(data):
     Such files go to Pillow.  (Nor does it check the zlib Adler-32: see the
     module's docstring.)
     """
-    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33:
-        return None
-    if data[24] != 8:  # bit depth
+    size = _png_size(data)
+    if size is None or data[24] != 8:  # bit depth
         return None
     mode = _SPNG_MODES.get(data[25])  # colour type
     if mode is None:
         return None
-    width, height = _PNG_SIZE.unpack_from(data, 16)
+    width, height = size
     if height * (1 + width * len(mode)) > SPNG_MAX_BYTES:
         return None
     pos, n = 8, len(data)
