@@ -40,6 +40,7 @@ from ._core import (
     device_available,
     is_tensor,
     pairwise_distances,
+    predict_labels,
     resolve_device,
     shrink_centroids,
 )
@@ -691,7 +692,14 @@ class NearestMeanImageClassifier(
         y_pred : ndarray of shape (n_samples,)
             ``classes_[argmax(predict_proba(X), axis=1)]``.
         """
-        index = self._map_distances(X, "predict")
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        index = predict_labels(
+            X,
+            self._prepared_centroids(X),
+            self._posterior(),
+            batch_size=self.batch_size,
+        )
         return self.classes_[index]
 
     # ---------------------------------------------------------------- plumbing

@@ -172,3 +172,176 @@ def test_predict_is_argmax_of_proba_when_scores_differ_by_an_ulp():
     assert_array_equal(
         posterior.predict(distances.clone()), proba.argmax(dim=1).numpy()
     )
+
+
+# ------------------------------------------------------------------ predict
+def _posterior(centroids, metric="euclidean"):
+    prior = np.full(len(centroids), 1 / len(centroids))
+    return _core.Posterior(metric, 30.0, prior, CPU, None)
+
+
+def _random_rows(n_rows, n_features, n_classes, seed=0):
+    """Random uint8 rows: every class mean is near 127.5, and rows are
+    nearly as far from all of them, so many rows need the exact path."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, size=(n_rows, n_features), dtype=np.uint8)
+    y = np.arange(n_rows) % n_classes
+    centroids = np.stack([X[y == k].mean(axis=0) for k in range(n_classes)])
+    return X, centroids
+
+
+def _spy_doubts(monkeypatch):
+    rows = []
+    add = _core._Doubts.add
+
+    def spy(self, start, doubt, d2, bound):
+        rows.append(len(doubt))
+        return add(self, start, doubt, d2, bound)
+
+    monkeypatch.setattr(_core._Doubts, "add", spy)
+    return rows
+
+
+@pytest.mark.parametrize("n_classes", [1, 2, 10, 300])
+@pytest.mark.parametrize("batch_size", [7, 333, "auto"])
+def test_predict_labels_equal_the_reduction_of_every_distance(
+    monkeypatch, n_classes, batch_size
+):
+    # predict_labels decides most rows from their smallest squared distance
+    # and sends the others through the full reduction: the labels must be
+    # those of the full reduction, row for row, in both layouts of the
+    # product (few classes: transposed; 64 and more: by rows).
+    doubts = _spy_doubts(monkeypatch)
+    X, centroids = _random_rows(2_000, 100, n_classes)
+    # Rows equal to a centroid's rounding, and ties: duplicated centroids.
+    X[:n_classes] = np.rint(centroids).astype(np.uint8)
+    if n_classes >= 2:
+        centroids[1] = centroids[0]
+    prepared = Centroids(centroids, "euclidean", CPU, torch.float32)
+    posterior = _posterior(centroids)
+    full = pairwise_distances(
+        X, prepared, batch_size=batch_size, reduce=posterior.predict
+    )
+    labels = _core.predict_labels(X, prepared, posterior, batch_size=batch_size)
+    assert labels.dtype == np.int64
+    assert_array_equal(labels, full)
+    if n_classes >= 2:
+        assert sum(doubts) > 0  # the exact path was taken
+        assert not (labels == 1).any()  # the first of the tied twins
+
+
+def test_predict_labels_resolve_in_bounded_batches(monkeypatch):
+    # The rows set aside are resolved whenever their distances reach a
+    # chunk's budget, and at the end: the same labels either way.
+    X, centroids = _random_rows(3_000, 784, 20)
+    prepared = Centroids(centroids, "euclidean", CPU, torch.float32)
+    posterior = _posterior(centroids)
+    expected = _core.predict_labels(X, prepared, posterior, batch_size=100)
+    flushes = []
+    flush = _core._Doubts._flush
+
+    def spy(self):
+        flushes.append(self.size)
+        return flush(self)
+
+    monkeypatch.setattr(_core._Doubts, "_flush", spy)
+    monkeypatch.setattr(_core, "_AUTO_DISTANCE_ELEMENTS", 40)  # two rows
+    labels = _core.predict_labels(X, prepared, posterior, batch_size=100)
+    assert_array_equal(labels, expected)
+    assert len(flushes) > 3 and max(flushes) < 40 + 100 * 20
+
+
+@pytest.mark.parametrize("case", ["float64", "tensor", "priors", "missing"])
+def test_predict_labels_elsewhere_equal_the_reduction(case):
+    # Outside the float32 euclidean, uniform, all-classes-seen case, and
+    # for tensors: the same labels as the full reduction.
+    X, centroids = _random_rows(1_000, 50, 10)
+    dtype = torch.float64 if case == "float64" else torch.float32
+    if case == "missing":
+        centroids[3] = np.nan
+    prepared = Centroids(centroids, "euclidean", CPU, dtype)
+    prior = np.full(10, 0.1)
+    if case == "priors":
+        prior = np.linspace(1, 2, 10) / np.linspace(1, 2, 10).sum()
+    posterior = _core.Posterior("euclidean", 30.0, prior, CPU, None)
+    data = torch.from_numpy(X) if case == "tensor" else X
+    full = pairwise_distances(data, prepared, batch_size=64, reduce=posterior.predict)
+    labels = _core.predict_labels(data, prepared, posterior, batch_size=64)
+    assert_array_equal(labels, full)
+    if case == "missing":
+        assert not (labels == 3).any()
+
+
+def test_squared_tie_margin_covers_the_tie_distance():
+    # Any squared distance whose float32 square root is within
+    # _tie_distance of the nearest's must be at most a * nearest + b, as
+    # float32 computes it: else predict_labels would miss a tie.
+    rng = np.random.default_rng(0)
+    for std in (1e-3, 1.0, 30.0, 1e9):
+        posterior = _core.Posterior("euclidean", std, np.full(4, 0.25), CPU, None)
+        a, b = posterior.squared_tie_margin(torch.float32)
+        nearest = np.concatenate(
+            [
+                [0.0, 1e-45, 1e-40, 1e-38],
+                10.0 ** rng.uniform(-30, 30, 2_000),
+                rng.integers(0, 10**7, 2_000),
+            ]
+        )
+        nearest = torch.tensor(nearest, dtype=torch.float32)
+        limit = posterior._tie_distance(nearest.sqrt())
+        # The largest float32 value whose square root is within the limit.
+        v = limit.double().square().float()
+        for _ in range(3):
+            up = torch.nextafter(v, torch.full_like(v, np.inf))
+            v = torch.where(up.sqrt() <= limit, up, v)
+        assert (v.sqrt() <= limit).all()
+        margin = nearest.mul(a).add_(b)
+        assert (v <= margin).all(), std
+
+
+# ------------------------------------------------------------------ buffers
+def test_buffer_pool_reuses_a_buffer_between_calls():
+    pool = _core._BufferPool(keep_bytes=2**20)
+    with pool.take(1_000, torch.float32, CPU) as first:
+        pointer = first.data_ptr()
+        assert first.numel() == 1_000
+    with pool.take(500, torch.float32, CPU) as second:
+        assert second.data_ptr() == pointer  # the same memory, not faulted again
+        with pool.take(500, torch.float32, CPU) as inner:
+            assert inner.data_ptr() != pointer  # a caller at a time
+    with pool.take(500, torch.float64, CPU) as other:
+        assert other.data_ptr() != pointer  # one dtype's buffers only
+
+
+def test_buffer_pool_keeps_little():
+    pool = _core._BufferPool(keep_bytes=4_000, keep_count=2)
+    with pool.take(2_000, torch.float32, CPU):  # 8,000 bytes
+        pass
+    assert pool._free[torch.float32] == []
+    with (
+        pool.take(10, torch.float32, CPU),
+        pool.take(20, torch.float32, CPU),
+        pool.take(30, torch.float32, CPU),
+    ):
+        pass
+    assert sorted(b.numel() for b in pool._free[torch.float32]) == [20, 30]
+
+
+def test_buffer_pool_gives_threads_their_own_buffers():
+    import threading
+
+    pool = _core._BufferPool(keep_bytes=2**20)
+    barrier = threading.Barrier(4)
+    pointers = []
+
+    def work():
+        with pool.take(1_000, torch.float32, CPU) as buffer:
+            barrier.wait()  # all four hold one at once
+            pointers.append(buffer.data_ptr())
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(pointers)) == 4
