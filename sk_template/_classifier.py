@@ -162,9 +162,10 @@ class NearestMeanImageClassifier(
         falls back to the CPU with a warning).
 
     batch_size : int or "auto", default="auto"
-        Rows per chunk.  ``"auto"`` picks about 8 MiB of float32 per chunk,
-        and at most 2**22 distances (16 MiB in float32, 32 MiB as the float64
-        the probabilities are computed in; fewer rows for many classes).
+        Rows per chunk.  ``"auto"`` picks about 4 MiB of float32 per chunk
+        on a CPU (8 MiB on a GPU), and at most 2**22 distances (16 MiB in
+        float32, 32 MiB as the float64 the probabilities are computed in;
+        fewer rows for many classes).
 
     Attributes
     ----------

@@ -29,10 +29,17 @@ import torch
 
 METRICS = ("euclidean", "manhattan", "cosine")
 
-# Elements (rows * features) of one float chunk when ``batch_size="auto"``:
-# 2**21 float32 values = 8 MiB, which keeps a chunk in cache on a CPU and is
-# big enough to keep a GPU busy.
-_AUTO_CHUNK_ELEMENTS = 2**21
+# Elements (rows * features) of one float chunk when ``batch_size="auto"``.
+# On a CPU, 2**20 float32 values (4 MiB, 1,280 MNIST rows): the chunk is
+# converted, shifted, normed and multiplied in turn, and stays in cache
+# between them.  Measured on a 2-core AMD EPYC (one thread, interleaved with
+# scikit-learn, cdist and GEMM runs as bench_scaling times them): predicting
+# 10,000 MNIST-sized rows took 1.4x-1.5x the bare GEMM in chunks of 1,024
+# rows whatever ran before it, while chunks of 2,560 (8 MiB) went from 1.5x
+# to 2.6x in some rounds; fit and 1,000 classes were no different.  On other
+# devices, 2**21 (8 MiB), big enough to keep a GPU busy.
+_AUTO_CHUNK_ELEMENTS = {"cpu": 2**20}
+_AUTO_CHUNK_ELEMENTS_DEFAULT = 2**21
 
 # numpy dtypes torch can wrap without a copy and upcast on the device.
 _TORCH_NATIVE = {
@@ -204,15 +211,18 @@ def check_tensor(X, *, name="X"):
     return X
 
 
-def batch_rows(batch_size, n_features, n_classes=0):
+def batch_rows(batch_size, n_features, n_classes=0, device=None):
     """Rows per chunk for a ``batch_size`` parameter (an int or ``"auto"``).
 
-    ``"auto"`` keeps a chunk near 8 MiB of float32 and, when ``n_classes`` is
-    given, its distances to at most ``_AUTO_DISTANCE_ELEMENTS`` values, so
-    that memory stays bounded however many classes there are.
+    ``"auto"`` keeps a chunk near 4 MiB of float32 on a CPU (``device`` None
+    or a CPU), 8 MiB on other devices, and, when ``n_classes`` is given, its
+    distances to at most ``_AUTO_DISTANCE_ELEMENTS`` values, so that memory
+    stays bounded however many classes there are.
     """
     if batch_size == "auto":
-        rows = _AUTO_CHUNK_ELEMENTS // max(1, n_features)
+        kind = "cpu" if device is None else torch.device(device).type
+        budget = _AUTO_CHUNK_ELEMENTS.get(kind, _AUTO_CHUNK_ELEMENTS_DEFAULT)
+        rows = budget // max(1, n_features)
         if n_classes:
             rows = min(rows, _AUTO_DISTANCE_ELEMENTS // n_classes)
         if rows >= _BLOCK:
@@ -223,8 +233,8 @@ def batch_rows(batch_size, n_features, n_classes=0):
 
 # Distances (rows * classes) of one chunk when ``batch_size="auto"``: 2**22
 # values, 16 MiB in float32 and 32 MiB as the float64 copy that the
-# probabilities are computed in.  It takes over from the feature budget at 1,639
-# classes for MNIST-sized rows (2,560 a chunk), later for wider ones.
+# probabilities are computed in.  It takes over from the feature budget at 3,277
+# classes for MNIST-sized rows on a CPU (1,280 a chunk), later for wider ones.
 _AUTO_DISTANCE_ELEMENTS = 2**22
 
 # Rows whose squares float32 sums exactly when they are uint8: 256 * 255**2 is
@@ -263,7 +273,7 @@ def iter_chunks(X, *, device, dtype, batch_size, shift=None):
     ``X[start:stop] - shift``.
     """
     n_samples, n_features = X.shape
-    rows = min(batch_rows(batch_size, n_features), n_samples)
+    rows = min(batch_rows(batch_size, n_features, device=device), n_samples)
     with _BUFFERS.take(rows * n_features, dtype, device) as buffer:
         yield from _iter_into(X, buffer.view(rows, n_features), shift)
 
@@ -332,8 +342,8 @@ class _BufferPool:
                         del free[0]
 
 
-# Kept: the auto chunks (8 MiB of float32, 16 MiB of float64) and a few
-# times more.
+# Kept: the auto chunks (4 MiB of float32, 8 MiB of float64 on a CPU) and a
+# few times more.
 _BUFFERS = _BufferPool(keep_bytes=64 * 2**20)
 
 
@@ -550,7 +560,8 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
     shift_t = torch.as_tensor(shift, dtype=dtype).to(device) if shift.any() else None
     weights = torch.zeros(n_classes, dtype=acc, device=device)
     sq_sums = torch.zeros(n_features, dtype=acc, device=device)
-    rows = min(batch_rows(batch_size, n_features), _MAX_EXACT_ROWS, X.shape[0])
+    rows = batch_rows(batch_size, n_features, device=device)
+    rows = min(rows, _MAX_EXACT_ROWS, X.shape[0])
     exact = sample_weight is None and _sums_exactly(X, dtype)
     sums = _ClassSums(
         n_classes, n_features, dtype=dtype, acc=acc, device=device, exact=exact
@@ -1304,7 +1315,7 @@ def _map_chunks(X, centroids, batch_size, per_chunk):
     (rows ``start:stop``, shifted and upcast, see :func:`iter_chunks`;
     ``masks``, a :class:`_Masks` for the call), gathered on the host."""
     n_samples, n_features = X.shape
-    rows = batch_rows(batch_size, n_features, centroids.C.shape[0])
+    rows = batch_rows(batch_size, n_features, centroids.C.shape[0], centroids.device)
     results = _HostResults(n_samples)
     masks = _Masks()
     for start, stop, chunk in iter_chunks(

@@ -994,9 +994,12 @@ def test_big_user_chunks_sum_exactly():
 def test_auto_chunks_shrink_for_wide_images():
     from sk_template._core import batch_rows
 
-    assert batch_rows("auto", 784) == 2560  # MNIST: a multiple of 256 rows
-    assert batch_rows("auto", 224 * 224 * 3) == 13  # about 8 MiB of float32
+    assert batch_rows("auto", 784) == 1280  # MNIST: a multiple of 256 rows
+    assert batch_rows("auto", 224 * 224 * 3) == 6  # about 4 MiB of float32
     assert batch_rows("auto", 10**8) == 1
+    # Twice as many on a GPU, where a chunk must keep the device busy.
+    assert batch_rows("auto", 784, device="cuda") == 2560
+    assert batch_rows("auto", 224 * 224 * 3, device="cuda") == 13
 
 
 def test_failed_fit_leaves_the_previous_model_usable():
