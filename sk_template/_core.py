@@ -322,29 +322,47 @@ class _BufferPool:
         if device.type != "cpu":
             yield torch.empty(numel, dtype=dtype, device=device)
             return
-        with self._lock:
-            free = self._free.setdefault(dtype, [])
-            # (By position: tensors compare element by element.)
-            fits = [i for i, b in enumerate(free) if b.numel() >= numel]
-            i = min(fits, key=lambda i: free[i].numel()) if fits else None
-            buffer = None if i is None else free.pop(i)
+        buffer = self._take(numel, dtype)
         if buffer is None:
-            buffer = torch.empty(numel, dtype=dtype)
+            buffer = torch.empty(numel, dtype=dtype, device=device)
         try:
             yield buffer[:numel]
         finally:
-            if buffer.numel() * buffer.element_size() <= self.keep_bytes:
-                with self._lock:
-                    free = self._free[dtype]
-                    free.append(buffer)
-                    if len(free) > self.keep_count:
-                        free.sort(key=torch.Tensor.numel)
-                        del free[0]
+            self._give_back(buffer, dtype)
+
+    def _take(self, numel, dtype):
+        with self._lock:
+            free = self._free.get(dtype, ())
+            best = None
+            for i, kept in enumerate(free):  # by position: tensors compare by value
+                if kept.numel() >= numel and (
+                    best is None or kept.numel() < free[best].numel()
+                ):
+                    best = i
+            return None if best is None else free.pop(best)
+
+    def _give_back(self, buffer, dtype):
+        """Keep ``buffer`` if there is room, never waiting: a buffer may come
+        back from a generator that the garbage collector closes while this
+        thread holds the lock (in ``_take``), and waiting would hang it."""
+        if buffer.numel() * buffer.element_size() > self.keep_bytes:
+            return
+        if not self._lock.acquire(blocking=False):
+            return  # dropped: the next call allocates a new one
+        try:
+            free = self._free.setdefault(dtype, [])
+            free.append(buffer)
+            if len(free) > self.keep_count:
+                smallest = min(range(len(free)), key=lambda i: free[i].numel())
+                del free[smallest]
+        finally:
+            self._lock.release()
 
 
-# Kept: the auto chunks (4 MiB of float32, 8 MiB of float64 on a CPU) and a
-# few times more.
-_BUFFERS = _BufferPool(keep_bytes=64 * 2**20)
+# Kept: the auto chunks (4 MiB of float32, 8 MiB of float64 on a CPU),
+# _refine's blocks (2 MiB) and explicit chunks up to 16 MiB; at most 64 MiB
+# per dtype.
+_BUFFERS = _BufferPool(keep_bytes=16 * 2**20)
 
 
 def _upcast(part, chunk, shift):
@@ -888,7 +906,13 @@ class Centroids:
         close = close if dim == 1 else close.T
         which, classes = torch.nonzero(close.index_select(0, flagged), as_tuple=True)
         rows = _host_tensor(rows)
-        source = flagged.to(rows.device)
+        if rows.device == self.exact.device:
+            source = flagged  # each block gathers its rows from ``rows``
+        else:
+            # Host rows for a GPU: one gather and one copy, not one per block.
+            rows = rows.index_select(0, flagged.to(rows.device))
+            rows = rows.to(self.exact.device)
+            source = torch.arange(len(flagged), device=self.exact.device)
         d = self.exact.shape[1]
         step = max(2, _REFINE_ELEMENTS // d)
         size = min(step, max(2, len(which))) * d
@@ -905,7 +929,7 @@ class Centroids:
                 pw, pk = (w.repeat(2), k.repeat(2)) if len(w) == 1 else (w, k)
                 x = x_buffer[: len(pw) * d].view(len(pw), d)
                 c = c_buffer[: len(pw) * d].view(len(pw), d)
-                x.copy_(rows.index_select(0, source[pw.to(rows.device)]))
+                x.copy_(rows.index_select(0, source[pw]))
                 x.sub_(self.exact_shift)
                 torch.index_select(self.exact, 0, pk, out=c)
                 part = x.sub_(c).square_().sum(dim=1)
@@ -1265,7 +1289,9 @@ class _Doubts:
     """The rows :func:`predict_labels` sets aside, with their squared
     distances (and error bounds), resolved into labels many chunks at a time:
     a resolution costs a few dozen small operations however few rows it has.
-    What is kept at once is bounded as a chunk's distances are."""
+    What is kept at once, with the rows of ``X`` a resolution reads again,
+    is bounded as a chunk's distances are, whatever share of the rows is in
+    doubt."""
 
     def __init__(self, X, centroids, posterior):
         self.X, self.centroids, self.posterior = X, centroids, posterior
@@ -1278,7 +1304,10 @@ class _Doubts:
         if bound is not None:
             bound = bound.index_select(0, doubt)
         self.parts.append((doubt + start, values, bound))
+        # Their distances, and the rows _refine reads again from X.
         self.size += values.numel()
+        if bound is not None:
+            self.size += len(doubt) * self.X.shape[1]
         if self.size >= _AUTO_DISTANCE_ELEMENTS:
             self._flush()
 

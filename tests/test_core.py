@@ -2,6 +2,8 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -248,7 +250,9 @@ def test_predict_labels_resolve_in_bounded_batches(monkeypatch):
     monkeypatch.setattr(_core, "_AUTO_DISTANCE_ELEMENTS", 40)  # two rows
     labels = _core.predict_labels(X, prepared, posterior, batch_size=100)
     assert_array_equal(labels, expected)
-    assert len(flushes) > 3 and max(flushes) < 40 + 100 * 20
+    # A flush as soon as the budget is reached: at most one chunk's rows
+    # (their distances and their pixels) above it.
+    assert len(flushes) > 3 and max(flushes) < 40 + 100 * (20 + 784)
 
 
 @pytest.mark.parametrize("case", ["float64", "tensor", "priors", "missing"])
@@ -272,25 +276,28 @@ def test_predict_labels_elsewhere_equal_the_reduction(case):
         assert not (labels == 3).any()
 
 
-def test_squared_tie_margin_covers_the_tie_distance():
-    # Any squared distance whose float32 square root is within
-    # _tie_distance of the nearest's must be at most a * nearest + b, as
-    # float32 computes it: else predict_labels would miss a tie.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_squared_tie_margin_covers_the_tie_distance(dtype):
+    # Any squared distance whose square root (in the distances' dtype) is
+    # within _tie_distance of the nearest's must be at most a * nearest + b,
+    # as that dtype computes it: else predict_labels would miss a tie.  (In
+    # float64, which is not refined, this margin alone decides.)
     rng = np.random.default_rng(0)
+    tiny = torch.finfo(dtype).tiny
     for std in (1e-3, 1.0, 30.0, 1e9):
         posterior = _core.Posterior("euclidean", std, np.full(4, 0.25), CPU, None)
-        a, b = posterior.squared_tie_margin(torch.float32)
+        a, b = posterior.squared_tie_margin(dtype)
         nearest = np.concatenate(
             [
-                [0.0, 1e-45, 1e-40, 1e-38],
+                [0.0, tiny / 2**20, tiny / 16, tiny],
                 10.0 ** rng.uniform(-30, 30, 2_000),
                 rng.integers(0, 10**7, 2_000),
             ]
         )
-        nearest = torch.tensor(nearest, dtype=torch.float32)
+        nearest = torch.tensor(nearest, dtype=dtype)
         limit = posterior._tie_distance(nearest.sqrt())
-        # The largest float32 value whose square root is within the limit.
-        v = limit.double().square().float()
+        # The largest value whose square root is within the limit.
+        v = limit.square()
         for _ in range(3):
             up = torch.nextafter(v, torch.full_like(v, np.inf))
             v = torch.where(up.sqrt() <= limit, up, v)
@@ -317,7 +324,7 @@ def test_buffer_pool_keeps_little():
     pool = _core._BufferPool(keep_bytes=4_000, keep_count=2)
     with pool.take(2_000, torch.float32, CPU):  # 8,000 bytes
         pass
-    assert pool._free[torch.float32] == []
+    assert pool._free.get(torch.float32, []) == []
     with (
         pool.take(10, torch.float32, CPU),
         pool.take(20, torch.float32, CPU),
@@ -328,8 +335,6 @@ def test_buffer_pool_keeps_little():
 
 
 def test_buffer_pool_gives_threads_their_own_buffers():
-    import threading
-
     pool = _core._BufferPool(keep_bytes=2**20)
     barrier = threading.Barrier(4)
     pointers = []
@@ -345,3 +350,48 @@ def test_buffer_pool_gives_threads_their_own_buffers():
     for thread in threads:
         thread.join()
     assert len(set(pointers)) == 4
+
+
+def test_predict_labels_read_a_bounded_share_of_x_again(monkeypatch):
+    # Two classes with the same centroid put every row in doubt: the rows
+    # read again from X for the exact path must come a budget at a time,
+    # not all at once.
+    taken = []
+    take = _core._take_rows
+
+    def spy(X, where):
+        taken.append(len(where))
+        return take(X, where)
+
+    monkeypatch.setattr(_core, "_take_rows", spy)
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(20_000, 784), dtype=np.uint8)
+    centroids = np.repeat(X[:2].mean(axis=0, keepdims=True), 2, axis=0)
+    prepared = Centroids(centroids, "euclidean", CPU, torch.float32)
+    labels = _core.predict_labels(X, prepared, _posterior(centroids), batch_size=1_000)
+    assert (labels == 0).all()  # the first of the tied twins
+    assert sum(taken) == len(X)
+    budget = _core._AUTO_DISTANCE_ELEMENTS
+    assert max(taken) * 784 <= budget + 1_000 * (784 + 2)
+
+
+def test_buffer_given_back_never_waits(monkeypatch):
+    # A generator holding a pooled chunk buffer may be closed by the garbage
+    # collector while this very thread holds the pool's lock (inside
+    # _take): giving its buffer back must not wait for the lock.
+    pool = _core._BufferPool(keep_bytes=2**30)
+    monkeypatch.setattr(_core, "_BUFFERS", pool)
+    chunks = _core.iter_chunks(
+        np.zeros((10, 4), np.uint8), device=CPU, dtype=torch.float32, batch_size=5
+    )
+    next(chunks)  # holds a buffer
+    done = threading.Event()
+
+    def close_while_locked():
+        with pool._lock:
+            chunks.close()  # runs the generator's finally: gives the buffer back
+        done.set()
+
+    thread = threading.Thread(target=close_while_locked, daemon=True)
+    thread.start()
+    assert done.wait(timeout=10), "giving a buffer back waited for the lock"
