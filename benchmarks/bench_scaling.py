@@ -24,10 +24,10 @@ Targets on a 2-core CPU: every ``predict`` at least 2x scikit-learn and 1.5x
 ``cdist``; euclidean ``predict`` within 2x the GEMM floor; every ``fit`` at
 least 5x scikit-learn and, on MNIST shape, within 4x the copy floor.
 
-Sample output (2-core AMD EPYC, ``--memory --threads 1``, nothing else
-running; see the README for what it meets)::
+Sample output (2-core AMD EPYC, ``--memory --threads 1 --repeat 9``, nothing
+else running; see the README for what it meets)::
 
-    machine: AMD EPYC, 2 cores, torch threads 1; torch 2.13.0+cpu, scikit-learn 1.9.1; ours on cpu, repeat=5
+    machine: AMD EPYC, 2 cores, torch threads 1; torch 2.13.0+cpu, scikit-learn 1.9.1; ours on cpu, repeat=9
     mnist: 60,000 x 784, 10 classes; 10,000
     cifar: 50,000 x 3,072, 10 classes; 10,000
     cifar100: 20,000 x 3,072, 100 classes; 10,000
@@ -36,14 +36,14 @@ running; see the README for what it meets)::
 
     case         step                ours (s)  sklearn  ours vs    cdist  ours vs    floor   ours/  peak MB
                                                    (s)  sklearn      (s)    cdist      (s)   floor
-    mnist        fit                   0.0219   0.2472    11.3x                     0.0064    3.4x
-    mnist        predict euclidean     0.0175   0.0245     1.4x   0.0503     2.9x   0.0060    2.9x     11.3
-    cifar        predict euclidean     0.0499   0.0885     1.8x   0.2742     5.5x   0.0277    1.8x     11.4
-    cifar100     fit                   0.0409   0.3417     8.3x                     0.0081    5.0x
-    classes1000  fit                   0.0218   0.1419     6.5x                     0.0017   12.7x
-    classes1000  predict euclidean     0.1092   0.1056     1.0x   0.1043     1.0x   0.0905    1.2x     44.6
-    wide200      fit                   0.2612   2.0844     8.0x                     0.0331    7.9x
-    wide200      predict manhattan     3.0972   7.7630     2.5x  10.6204     3.4x                      16.7
+    mnist        fit                   0.0210   0.2520    12.0x                     0.0063    3.3x
+    mnist        predict euclidean     0.0117   0.0276     2.4x   0.0516     4.4x   0.0069    1.7x      6.6
+    cifar        predict euclidean     0.0399   0.0939     2.4x   0.2671     6.7x   0.0250    1.6x      9.8
+    cifar100     fit                   0.0433   0.3468     8.0x                     0.0085    5.1x
+    classes1000  fit                   0.0185   0.1374     7.4x                     0.0023    8.2x
+    classes1000  predict euclidean     0.1070   0.1097     1.0x   0.1116     1.0x   0.0810    1.3x     23.1
+    wide200      fit                   0.1813   2.5148    13.9x                     0.0270    6.7x
+    wide200      predict manhattan     3.0217   7.6189     2.5x  10.7745     3.6x                       6.0
 
 Usage::
 
