@@ -583,9 +583,14 @@ class NearestMeanImageClassifier(
         the device."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
+        centroids = self._prepared_centroids(X)
+        if method == "predict":  # the same labels, with less work
+            return predict_labels(
+                X, centroids, self._posterior(), batch_size=self.batch_size
+            )
         reduce = None if method is None else getattr(self._posterior(), method)
         return pairwise_distances(
-            X, self._prepared_centroids(X), batch_size=self.batch_size, reduce=reduce
+            X, centroids, batch_size=self.batch_size, reduce=reduce
         )
 
     def transform(self, X):
@@ -693,14 +698,7 @@ class NearestMeanImageClassifier(
         y_pred : ndarray of shape (n_samples,)
             ``classes_[argmax(predict_proba(X), axis=1)]``.
         """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        index = predict_labels(
-            X,
-            self._prepared_centroids(X),
-            self._posterior(),
-            batch_size=self.batch_size,
-        )
+        index = self._map_distances(X, "predict")
         return self.classes_[index]
 
     # ---------------------------------------------------------------- plumbing

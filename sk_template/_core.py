@@ -889,14 +889,10 @@ class Centroids:
         if values.shape[1] < 2:
             return values
         # Rows with another value within the bound of their smallest (cheaper
-        # than sorting out the two smallest), reduced along the dimension the
-        # values are laid out in: few classes give a transposed product.
-        by_class = values if values.is_contiguous() else values.T
-        dim = 1 if values.is_contiguous() else 0
+        # than sorting out the two smallest).
+        by_class, dim = _by_class(values)
         limit = by_class.amin(dim=dim).add_(bound.mul_(2 * self.tolerance))
-        limit = limit[:, None] if dim == 1 else limit[None]
-        close, count = masks.count(torch.le, by_class, limit, dim)
-        flagged = torch.nonzero(count > 1).ravel()
+        close, flagged = _rows_within(by_class, dim, limit, masks)
         if flagged.numel() == 0:
             return values
         # Only the classes within the bound of a flagged row's smallest can
@@ -954,6 +950,22 @@ class Centroids:
     def scratch_size(self):
         """Values of the ``scratch`` tensor :meth:`distances` uses (0: none)."""
         return _tile_elements(self.device) if self.metric == "manhattan" else 0
+
+
+def _by_class(values):
+    """``values`` (rows by classes) as reductions along the classes read them
+    fastest, and the dimension of the classes: itself (1) if it is laid out
+    row by row, else its transpose (0), as a product for few classes is."""
+    return (values, 1) if values.is_contiguous() else (values.T, 0)
+
+
+def _rows_within(by_class, dim, limit, masks):
+    """The mask of the values of ``by_class`` (see :func:`_by_class`) at most
+    their row's ``limit``, and the rows with more than one such value, with
+    ``masks`` (a :class:`_Masks`)."""
+    limit = limit[:, None] if dim == 1 else limit[None]
+    close, count = masks.count(torch.le, by_class, limit, dim)
+    return close, torch.nonzero(count > 1).ravel()
 
 
 class _Masks:
@@ -1156,27 +1168,32 @@ class Posterior:
         the nearest, whatever the square roots round to.
 
         A bound, loose by a relative ``16 eps`` (about 10 eps is needed) to
-        cover the roundings of the square roots, of :meth:`_tie_distance`
-        and of ``a * n + b`` itself,
-        and by a few of the dtype's smallest normal values for subnormal
-        distances.  Rows with no other class within it are decided by their
-        smallest squared distance alone (see :func:`predict_labels`).
+        cover the roundings of the square roots, of :meth:`_tie_distance` and
+        of ``a * n + b`` itself, and by a few of the dtype's smallest normal
+        values for subnormal distances.  Rows with no other class within it
+        are decided by their smallest squared distance alone (see
+        :func:`predict_labels`).
         """
-        e = 16 * torch.finfo(self.dtype).eps / 2
-        slack = self.tie + e * abs(self.uniform_log_prior)
+        e, slack = self._slack()
         loose = 1 + 16 * torch.finfo(dtype).eps
         a = loose / (1 - e)
         b = 2 * self.std**2 * slack * a + 4 * torch.finfo(dtype).tiny
         return a, b
 
+    def _slack(self):
+        """``(e, slack)``: the relative rounding of a log posterior (a few
+        units of its dtype's, taken as 16), and how far below the largest a
+        log posterior may be and still tie with it (uniform priors)."""
+        e = 16 * torch.finfo(self.dtype).eps / 2
+        return e, self.tie + e * abs(self.uniform_log_prior)
+
     def _tie_distance(self, nearest):
         """Per row, a distance beyond which a class's log posterior is more
         than ``tie`` below the nearest class's, ``nearest`` (uniform
-        priors), allowing for the rounding of the log posteriors (a few
-        units of their dtype's rounding, taken as 16)."""
+        priors), allowing for the rounding of the log posteriors (see
+        :meth:`_slack`)."""
         d = nearest.to(self.dtype)  # what the log posteriors are computed in
-        e = 16 * torch.finfo(self.dtype).eps / 2
-        slack = self.tie + e * abs(self.uniform_log_prior)
+        e, slack = self._slack()
         if self.metric == "euclidean":
             # 0.5 (d_k^2 - d^2) / s^2 <= slack + e (0.5 d_k^2 / s^2 + |lp|)
             limit = d.square().add_(2 * self.std**2 * slack).div_(1 - e).sqrt_()
@@ -1263,8 +1280,7 @@ def predict_labels(X, centroids, posterior, *, batch_size):
 
     def per_chunk(start, stop, chunk, masks):
         d2, sq_rows = centroids.squared(chunk)
-        # Reduced along the dimension the values are laid out in.
-        by_class, dim = (d2, 1) if d2.is_contiguous() else (d2.T, 0)
+        by_class, dim = _by_class(d2)
         nearest, index = by_class.min(dim=dim)
         limit = nearest.mul(a).add_(b)
         bound = None
@@ -1273,9 +1289,7 @@ def predict_labels(X, centroids, posterior, *, batch_size):
             # values to the smallest.
             bound = centroids._error_bound(sq_rows)
             limit.add_(bound.mul(2 * centroids.tolerance))
-        limit = limit[:, None] if dim == 1 else limit[None]
-        _, count = masks.count(torch.le, by_class, limit, dim)
-        doubt = torch.nonzero(count > 1).ravel()
+        _, doubt = _rows_within(by_class, dim, limit, masks)
         if doubt.numel():
             doubts.add(start, doubt, d2, bound)
         return index
