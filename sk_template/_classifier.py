@@ -33,6 +33,7 @@ from ._core import (
     Centroids,
     ClassStats,
     Posterior,
+    check_materialized,
     check_tensor,
     class_medians,
     class_stats,
@@ -55,9 +56,21 @@ def check_weights(sample_weight, X):
     negative, not all zero.  None stays None (every row counts once)."""
     if sample_weight is None:
         return None
-    return _check_sample_weight(
-        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    if is_tensor(sample_weight):
+        check_materialized(sample_weight, name="sample_weight")
+    sample_weight = _check_sample_weight(
+        _host_labels(sample_weight), X, dtype=np.float64, ensure_non_negative=True
     )
+    with np.errstate(over="ignore"):
+        total = sample_weight.sum()
+    if not np.isfinite(total):
+        raise ValueError(
+            "sample_weight sums to more than the largest float64 "
+            f"({np.finfo(np.float64).max:.3g}; its largest weight is "
+            f"{sample_weight.max():.3g}): the class weights and means would be "
+            "infinite. Weights are relative: divide them all by their largest."
+        )
+    return sample_weight
 
 
 def runnable_device(device, model="This model", stacklevel=3):
@@ -74,9 +87,12 @@ def runnable_device(device, model="This model", stacklevel=3):
     return "cpu"
 
 
-def _host_labels(y):
+def _host_labels(y, name="y"):
     """``y`` with a tensor brought to the host as a numpy array."""
-    return y.detach().cpu().numpy() if is_tensor(y) else y
+    if not is_tensor(y):
+        return y
+    check_materialized(y, name=name)
+    return y.detach().cpu().numpy()
 
 
 def _count_labels(y):
@@ -86,6 +102,55 @@ def _count_labels(y):
         return np.unique(column_or_1d(_host_labels(y))).size
     except (TypeError, ValueError):
         return None
+
+
+def _check_stats_in_range(stats):
+    """Refuse class statistics that float64 could not hold: sums (of the
+    weights, the rows, their squares) past its largest value, or squares of
+    non-zero differences that underflowed to zero.  Either way the fitted
+    centroids, spread and probabilities would be NaN, infinite or wrong
+    without a word (a fit on ``X * 1e200``, or on ``X * 1e-300``)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = (
+            np.isfinite(stats.weights.sum())
+            and np.isfinite(stats.sums).all()
+            and np.isfinite(stats.sq_sums).all()
+        )
+    if not finite:
+        raise ValueError(
+            "The sums of X (or of its squares) overflow float64: X has values "
+            "too large in magnitude for the class means and the within-class "
+            "spread to be computed. Scale X down (for example divide it by "
+            "its largest absolute value) before fitting, and scale the data "
+            "you predict on the same way."
+        )
+    # A feature whose deviations from the reference row sum to non-zero has
+    # a positive sum of squared deviations: zero means they underflowed.
+    underflow = (stats.sq_sums == 0) & (stats.sums != 0).any(axis=0)
+    if underflow.any():
+        raise ValueError(
+            "The squares of X's values underflow float64 (feature "
+            f"{int(np.flatnonzero(underflow)[0])} varies, yet its squared "
+            "deviations sum to 0): X has values too small in magnitude for the "
+            "within-class spread to be computed. Scale X up (for example divide "
+            "it by its largest absolute value) before fitting, and scale the "
+            "data you predict on the same way."
+        )
+
+
+def _warn_weightless(classes, weights):
+    """Warn about classes in ``y`` whose every row has zero weight: they
+    have no mean, and the model never predicts them."""
+    empty = (weights <= 0) & (weights.sum() > 0)
+    if empty.any():
+        warnings.warn(
+            f"Classes {classes[empty].tolist()!r} are in y but every one of "
+            "their samples has zero sample_weight: they have no mean (a row of "
+            "NaN in centroids_) and will never be predicted. Give them a "
+            "positive weight, or drop their rows from the data.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _read_only(array):
@@ -327,6 +392,7 @@ class NearestMeanImageClassifier(
             y_index = label_indices(y, classes)
             sample_weight = check_weights(sample_weight, X)
             stats = self._class_stats(X, y_index, classes.size, sample_weight)
+            _warn_weightless(classes, stats.weights)
             medians = None
             if self.centroid == "median":
                 medians = class_medians(X, y_index, classes.size, sample_weight)
@@ -453,6 +519,7 @@ class NearestMeanImageClassifier(
                 "sample_weight is zero for every sample: there is nothing to "
                 "average. Pass at least one positive weight."
             )
+        _check_stats_in_range(stats)
         n_classes, n_features = stats.sums.shape
         total = stats.weights.sum()
         if medians is None:
@@ -527,8 +594,18 @@ class NearestMeanImageClassifier(
                 f"priors has {prior.size} entries but there are {n_classes} "
                 "classes; pass one prior per class, in the order of classes_."
             )
+        if not np.isfinite(prior).all():
+            raise ValueError(
+                f"priors must be finite; got {prior.tolist()!r}. Pass one "
+                "non-negative number per class."
+            )
         if (prior < 0).any():
             raise ValueError("priors must be non-negative.")
+        if prior.sum() <= 0:
+            raise ValueError(
+                "priors are all zero: no class could ever be predicted. Pass "
+                "at least one positive prior."
+            )
         return prior
 
     # --------------------------------------------------------------- validation

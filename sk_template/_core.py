@@ -180,12 +180,49 @@ def is_tensor(X):
     return isinstance(X, torch.Tensor)
 
 
+def check_materialized(X, *, name="X"):
+    """Refuse a tensor on the ``meta`` device: it has a shape but no values,
+    and torch's own error (from ``Tensor.item()``) does not say which input
+    it was."""
+    if X.device.type == "meta":
+        raise ValueError(
+            f"{name} is a tensor on the 'meta' device, which holds a shape and "
+            "a dtype but no values. Pass the data itself: create or load the "
+            f"tensor on a real device (for example {name}.to_empty(device='cpu') "
+            "followed by filling it, or the original tensor)."
+        )
+
+
+def check_finite_result(values, *, reduce, dtype, what):
+    """Raise a ValueError naming the overflow when a row of ``values`` has a
+    non-finite ``reduce`` (``torch.amin`` of distances, ``torch.amax`` of
+    log posteriors): computed from finite inputs, it means that a square or
+    a sum went past the largest ``dtype`` value, and every value derived from
+    it (probabilities above all) would be NaN or meaningless.
+
+    One reduction along the classes per chunk, and one synchronisation.
+    """
+    if values.numel() and not bool(torch.isfinite(reduce(values, dim=1)).all()):
+        name = str(dtype).removeprefix("torch.")
+        raise ValueError(
+            f"The {what} overflow {name} for some rows of X: their values are "
+            f"too large in magnitude for {name} arithmetic (squares and sums "
+            f"go past {torch.finfo(dtype).max:.3g}), so distances and "
+            "probabilities cannot be computed. X is probably on another scale "
+            "than the training data: scale it the same way (for example divide "
+            "both by their largest value)"
+            + (", or pass it as float64." if dtype != torch.float64 else ".")
+        )
+
+
 def check_tensor(X, *, name="X"):
     """Validate a 2-D tensor that stays on its device (no copy to the host).
 
     Checks what :func:`sklearn.utils.check_array` would: two dimensions, at
-    least one row and one column, a real dtype and finite values.
+    least one row and one column, a real dtype and finite values; and that
+    it has values at all (not on the ``meta`` device).
     """
+    check_materialized(X, name=name)
     if X.is_complex():
         raise ValueError(f"Complex data not supported; {name} has dtype {X.dtype}.")
     if X.ndim != 2:
@@ -474,6 +511,12 @@ class ClassStats:
     def rebased(self, shift):
         """The same statistics about another reference row."""
         delta = self.shift - shift  # x - shift == (x - self.shift) + delta
+        # Past float64's range the result is infinite, and the estimator
+        # refuses it with a ValueError (not a RuntimeWarning first).
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._rebased(shift, delta)
+
+    def _rebased(self, shift, delta):
         return ClassStats(
             self.sums + self.weights[:, None] * delta,
             self.weights,
@@ -529,8 +572,10 @@ class ClassStats:
         # One temporary, computed in place: (1,000 x 784) float64 arrays are
         # 6 MiB of fresh pages each, and three of them took longer than
         # summing the classes of 20,000 images.
-        between = np.square(sums)
-        between /= weights[:, None]
+        # (sum / weight) * sum, not sum**2 / weight: the square of a large
+        # weighted sum overflows where the scatter itself does not.
+        between = sums / weights[:, None]
+        between *= sums
         return np.maximum(self.sq_sums - between.sum(axis=0), 0.0)
 
 
@@ -841,8 +886,17 @@ class Centroids:
             out = out.add_(self.c_term).clamp_min_(0)
         else:  # cosine
             norms = torch.linalg.vector_norm(chunk, dim=1, keepdim=True)
+            # An infinite norm would make every distance 1.
+            check_finite_result(
+                norms, reduce=torch.amax, dtype=chunk.dtype, what="row norms"
+            )
             chunk.div_(norms.clamp_min_(torch.finfo(chunk.dtype).tiny))
             out = self._products(chunk).neg_().add_(1).clamp_(0, 2)
+        if self.metric != "cosine":
+            # Before the missing classes are infinite: some class is present.
+            check_finite_result(
+                out, reduce=torch.amin, dtype=out.dtype, what="distances"
+            )
         if self.has_missing:
             out.masked_fill_(self.missing, math.inf)
         return out
@@ -1112,7 +1166,13 @@ class Posterior:
             scores.div_(self.std).square_().mul_(-0.5)
         else:
             scores.mul_(self.factor)
-        return scores.add_(self.log_prior)
+        scores.add_(self.log_prior)
+        # Finite distances whose squares (or quotients by a tiny ``std``)
+        # overflow: every class of the row at -inf, and NaN probabilities.
+        check_finite_result(
+            scores, reduce=torch.amax, dtype=scores.dtype, what="log posteriors"
+        )
+        return scores
 
     def decision_function(self, distances):
         """The log posterior; for two classes, the log-odds of the second."""
@@ -1282,6 +1342,9 @@ def predict_labels(X, centroids, posterior, *, batch_size):
         d2, sq_rows = centroids.squared(chunk)
         by_class, dim = _by_class(d2)
         nearest, index = by_class.min(dim=dim)
+        check_finite_result(
+            nearest[:, None], reduce=torch.amin, dtype=d2.dtype, what="distances"
+        )
         limit = nearest.mul(a).add_(b)
         bound = None
         if refine:

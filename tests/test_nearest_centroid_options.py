@@ -114,7 +114,8 @@ def test_shrinking_with_a_single_class_seen_so_far():
     # That class is the overall mean: it is kept, not turned into NaN.
     weights = (Y_TOY == 0).astype(float)
     clf = NearestMeanImageClassifier(shrink_threshold=0.5)
-    clf.fit(X_TOY, Y_TOY, sample_weight=weights)
+    with pytest.warns(UserWarning, match="never be predicted"):
+        clf.fit(X_TOY, Y_TOY, sample_weight=weights)
     assert_allclose(clf.centroids_[0], X_TOY[Y_TOY == 0].mean(axis=0))
     assert np.isnan(clf.centroids_[1]).all()
     with warnings.catch_warnings():
