@@ -306,3 +306,66 @@ def test_entries_of_deleted_folders_are_pruned(home, tmp_path, root):
     (kept,) = [name for name in entries(home) if not name.startswith(".")]
     meta = json.loads((home / _cache.CACHE_DIRNAME / kept / "meta.json").read_text())
     assert meta["root"] == str(root)
+
+
+def _flip_last_byte(path, offset=1):
+    raw = bytearray(path.read_bytes())
+    raw[-offset] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+def _reverse_target_names(entry):
+    meta_path = entry / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["target_names"] = meta["target_names"][::-1]
+    meta_path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: _flip_last_byte(d / "data.npy"),
+        lambda d: _flip_last_byte(d / "filenames.npy"),
+        # The low byte of the last int32 label: 1 -> 0, still in range.
+        lambda d: _flip_last_byte(d / "target.npy", offset=4),
+        _reverse_target_names,
+    ],
+    ids=["pixel", "filename", "label", "target_names"],
+)
+@pytest.mark.parametrize("mmap", [False, True])
+def test_changed_contents_are_detected(home, root, damage, mmap):
+    """Damage that keeps every shape, dtype and index range valid: a flipped
+    byte (a pixel, a file name's character, a label 0 <-> 1) or the class
+    names swapped, which would swap every label."""
+    first = load_image_folder(root)
+    damage(home / _cache.CACHE_DIRNAME / entries(home)[0])
+    with pytest.warns(CacheWarning, match="does not match its checksum"):
+        again = load_image_folder(root, mmap=mmap)
+    assert_same(first, again)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_same(first, load_image_folder(root))  # rewritten whole
+
+
+def test_class_folders_with_undecodable_names_use_the_cache(home, tmp_path):
+    """A class folder (and file) whose name is not UTF-8: the cache key and
+    fingerprint hash the name's bytes, and the names come back as
+    os.fsdecode gives them, the same from the cache as without it."""
+    base = os.fsencode(tmp_path / "raw")
+    for i, cls in enumerate([b"caf\xe9", b"plain"]):
+        folder = os.path.join(base, cls)
+        os.makedirs(folder)
+        for j in range(3):
+            name = os.path.join(folder, b"im\xff%d.png" % j)
+            Image.fromarray(IMAGES[i * 3 + j]).save(os.fsdecode(name))
+    root = os.fsdecode(base)
+    plain = load_image_folder(root, cache=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        first = load_image_folder(root)
+        assert len(entries(home)) == 1
+        second = load_image_folder(root, mmap=True)
+    for bunch in (first, second):
+        assert_same(plain, bunch)
+    assert plain.target_names.tolist() == ["caf\udce9", "plain"]
+    assert os.fsencode(second.filenames[0]).endswith(b"caf\xe9/im\xff0.png")

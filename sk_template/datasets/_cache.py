@@ -11,9 +11,15 @@ One folder per (image folder, loading options) under
 Each entry is written under a temporary name and renamed into place, so a
 reader sees a whole entry or none. ``meta.json`` holds a fingerprint of every
 file's path, size, mtime, ctime and inode: any change to the folder rebuilds
-the entry, even a same-size rewrite with the old mtime put back. An
-entry that cannot be read back exactly as its metadata describes is rebuilt
-with a :class:`CacheWarning`, never trusted. Whenever an entry is written,
+the entry, even a same-size rewrite with the old mtime put back. It also
+holds a CRC-32 of the contents of each array and one of the metadata
+itself, verified on every read: an entry whose shapes, dtypes, class
+indices or contents are not exactly what was written (a flipped byte in the
+pixels, an edited file name, reordered ``target_names``) is rebuilt with a
+:class:`CacheWarning`, never trusted. CRC-32 detects every error of up to 32
+consecutive bits and all but 2**-32 of the others; it is a check against
+damage, not against someone who can write to the cache (they can as well
+write a consistent entry). Whenever an entry is written,
 entries of image folders that no longer exist are deleted.
 """
 
@@ -23,6 +29,7 @@ import os
 import shutil
 import time
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +40,8 @@ from ._decode import decoder_id
 from ._errors import CacheWarning
 from ._home import get_data_home
 
-FORMAT_VERSION = 1
+# 2: CRC-32 checksums of the arrays and the metadata.
+FORMAT_VERSION = 2
 CACHE_DIRNAME = "image_folder_cache"
 # Hidden folders that are not temporaries of this version (see _atomic) are
 # removed after this many seconds.
@@ -63,11 +71,29 @@ def cache_key(base, options):
         sort_keys=True,
         default=str,
     )
+    # json.dumps escapes the undecodable bytes of a path (os.fsdecode's lone
+    # surrogates) as ASCII: the key is defined for every file name.
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
 
 def _json_labels(target_names):
     return [x.item() if isinstance(x, np.generic) else x for x in target_names]
+
+
+def _crc(array):
+    """CRC-32 of an array's bytes in memory (a memory map is read through).
+
+    zlib's CRC-32 over the pixels takes about 24 ms for all of MNIST
+    (55 MB, 2-core AMD EPYC), a tenth of the cached load, which is mostly
+    a stat of every image; a cryptographic hash took 2-3 times as long for
+    no gain against damage (see the module docstring)."""
+    return zlib.crc32(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+
+
+def _meta_crc(meta):
+    """CRC-32 of the metadata, its own checksum left out."""
+    rest = {k: v for k, v in meta.items() if k != "meta_crc32"}
+    return zlib.crc32(json.dumps(rest, sort_keys=True).encode())
 
 
 def read(path, fingerprint, *, mmap=False):
@@ -88,6 +114,8 @@ def read(path, fingerprint, *, mmap=False):
             return None  # written by another version: rebuild quietly
         if meta["fingerprint"] != fingerprint:
             return None  # the folder changed since
+        if meta.get("meta_crc32") != _meta_crc(meta):
+            raise ValueError("meta.json does not match its checksum")
         n = int(meta["n_samples"])
         n_features = int(np.prod(meta["image_shape"]))
         data = np.load(
@@ -104,8 +132,14 @@ def read(path, fingerprint, *, mmap=False):
             raise ValueError("target.npy holds class indices out of range")
         if relpaths.shape != (n,) or relpaths.dtype.kind != "U":
             raise ValueError(f"filenames.npy is {relpaths.dtype} {relpaths.shape}")
-        if mmap and n:
-            data[-1, -1]  # touch the end: a short file fails here, not later
+        # (Also reads a memory-mapped file through: a short file fails here.)
+        for name, array in (
+            ("data.npy", data),
+            ("target.npy", codes),
+            ("filenames.npy", relpaths),
+        ):
+            if _crc(array) != meta["crc32"][name]:
+                raise ValueError(f"{name} does not match its checksum")
     except Exception as exc:
         warnings.warn(
             f"The image cache in {str(path)!r} is unreadable ({type(exc).__name__}: "
@@ -125,12 +159,18 @@ def write(path, data, codes, relpaths, meta):
         "format": FORMAT_VERSION,
         "target_names": _json_labels(meta["target_names"]),
     }
+    arrays = {
+        "data.npy": np.ascontiguousarray(data),
+        "target.npy": codes.astype(np.int32),
+        "filenames.npy": np.asarray(relpaths, dtype=str),
+    }
+    meta["crc32"] = {name: _crc(array) for name, array in arrays.items()}
+    meta["meta_crc32"] = _meta_crc(meta)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with building_dir(path) as tmp:
-            np.save(tmp / "data.npy", np.ascontiguousarray(data), allow_pickle=False)
-            np.save(tmp / "target.npy", codes.astype(np.int32), allow_pickle=False)
-            np.save(tmp / "filenames.npy", np.asarray(relpaths, dtype=str))
+            for name, array in arrays.items():
+                np.save(tmp / name, array, allow_pickle=False)
             (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         prune(path.parent)
     except OSError as exc:

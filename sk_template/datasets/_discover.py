@@ -449,8 +449,10 @@ class Listing:
         for cdir, rels, stamps in zip(
             self.class_dirs, self.rels, self.stamps, strict=True
         ):
-            h.update(f"\0class\0{cdir}\0{len(rels)}\0".encode())
-            h.update("\0".join(rels).encode("utf-8", "surrogateescape"))
+            # os.fsencode: the bytes of the names, undecodable ones included
+            # (os.fsdecode made them lone surrogates).
+            h.update(os.fsencode(f"\0class\0{cdir}\0{len(rels)}\0"))
+            h.update(os.fsencode("\0".join(rels)))
             # Python's 64-bit hash of a tuple of ints is the same in every
             # process (only str and bytes hashes are salted) and several times
             # cheaper than converting the column to an array, and this runs
@@ -458,7 +460,7 @@ class Listing:
             for column in stamps:
                 h.update(hash(tuple(column)).to_bytes(8, "little", signed=True))
         for rel, _ in self.special:
-            h.update(f"\0special\0{rel}".encode("utf-8", "surrogateescape"))
+            h.update(os.fsencode(f"\0special\0{rel}"))
         return h.hexdigest()
 
     def ordered(self):
