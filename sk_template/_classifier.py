@@ -104,19 +104,35 @@ def _count_labels(y):
         return None
 
 
-def _check_stats_in_range(stats):
-    """Refuse class statistics that float64 could not hold: sums (of the
-    weights, the rows, their squares) past its largest value, or squares of
-    non-zero differences that underflowed to zero.  Either way the fitted
+def stats_out_of_range(stats):
+    """Which of the class statistics float64 could not hold, or None:
+    ``(field, "overflow")`` for sums (of the weights, the rows, their
+    squares) past its largest value, ``("sq_sums", "underflow")`` for squares
+    of non-zero differences that underflowed to zero.  Either way the fitted
     centroids, spread and probabilities would be NaN, infinite or wrong
     without a word (a fit on ``X * 1e200``, or on ``X * 1e-300``)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        finite = (
-            np.isfinite(stats.weights.sum())
-            and np.isfinite(stats.sums).all()
-            and np.isfinite(stats.sq_sums).all()
-        )
-    if not finite:
+        for field, value in (
+            ("weights", stats.weights.sum()),
+            ("sums", stats.sums),
+            ("sq_sums", stats.sq_sums),
+        ):
+            if not np.isfinite(value).all():
+                return field, "overflow"
+    # A feature whose deviations from the reference row sum to non-zero has
+    # a positive sum of squared deviations: zero means they underflowed.
+    if ((stats.sq_sums == 0) & (stats.sums != 0).any(axis=0)).any():
+        return "sq_sums", "underflow"
+    return None
+
+
+def _check_stats_in_range(stats):
+    """Refuse a fit whose statistics are out of float64's range (see
+    :func:`stats_out_of_range`), saying what to do about X."""
+    out = stats_out_of_range(stats)
+    if out is None:
+        return
+    if out[1] == "overflow":
         raise ValueError(
             "The sums of X (or of its squares) overflow float64: X has values "
             "too large in magnitude for the class means and the within-class "
@@ -124,18 +140,13 @@ def _check_stats_in_range(stats):
             "its largest absolute value) before fitting, and scale the data "
             "you predict on the same way."
         )
-    # A feature whose deviations from the reference row sum to non-zero has
-    # a positive sum of squared deviations: zero means they underflowed.
-    underflow = (stats.sq_sums == 0) & (stats.sums != 0).any(axis=0)
-    if underflow.any():
-        raise ValueError(
-            "The squares of X's values underflow float64 (feature "
-            f"{int(np.flatnonzero(underflow)[0])} varies, yet its squared "
-            "deviations sum to 0): X has values too small in magnitude for the "
-            "within-class spread to be computed. Scale X up (for example divide "
-            "it by its largest absolute value) before fitting, and scale the "
-            "data you predict on the same way."
-        )
+    raise ValueError(
+        "The squares of X's values underflow float64 (a feature varies, yet "
+        "its squared deviations sum to 0): X has values too small in magnitude "
+        "for the within-class spread to be computed. Scale X up (for example "
+        "divide it by its largest absolute value) before fitting, and scale "
+        "the data you predict on the same way."
+    )
 
 
 def _warn_weightless(classes, weights):

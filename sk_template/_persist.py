@@ -52,7 +52,11 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._classifier import NearestMeanImageClassifier, runnable_device
+from ._classifier import (
+    NearestMeanImageClassifier,
+    runnable_device,
+    stats_out_of_range,
+)
 from ._core import ClassStats
 from .datasets._atomic import write_atomic
 
@@ -465,13 +469,25 @@ def _entries(zf, path):
     """The model members of ``zf``: ``{name: ZipInfo or None}``.
 
     A name a model file uses that is not a ``.npy`` member maps to None (an
-    error later); as for ``np.load``, such a raw name wins over ``name.npy``,
-    and the last of two members of the same name wins.
+    error later).  Two members of the same name (``x`` and ``x.npy``
+    included) are refused.
     """
     infos = zf.infolist()
     if len(infos) > _MAX_ENTRIES:
         raise ValueError(
             f"{path} is not an sk_template model file: it has {len(infos)} members."
+        )
+    names = [info.filename for info in infos]
+    stems = [name.removesuffix(".npy") for name in names]
+    if len(set(stems)) < len(stems):
+        # Two members of one name: readers disagree on which one counts
+        # (zipfile takes the last, others the first), the classic way to show
+        # a checker one file and a loader another.
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        raise ValueError(
+            f"{path} is not a valid sk_template model file: it has more than one "
+            f"member named {', '.join(map(repr, twice))} (or with and without "
+            ".npy); save_model never writes such a file. Refused."
         )
     members, raw = {}, {}
     for info in infos:
@@ -688,9 +704,12 @@ def _scalar(arrays, name, path, kind):
 def _json(arrays, name, path):
     try:
         value = json.loads(_scalar(arrays, name, path, "U"))
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
+        # JSONDecodeError, and Python's limit on the digits of an integer
+        # (a 5,000-digit number), whose message names no file.
         raise ValueError(
-            f"{path} is a corrupt model file: {name!r} is not valid JSON ({exc})."
+            f"{path} is a corrupt model file: {name!r} is not valid JSON or "
+            f"holds a number too long to read ({exc})."
         ) from None
     except RecursionError:
         raise ValueError(
@@ -967,6 +986,20 @@ def load_model(path, *, return_metadata=False):
                 f"{names.shape}, expected ({n_features},)."
             )
         model.feature_names_in_ = names.astype(object)
+    out = stats_out_of_range(stats)
+    if out is not None:
+        field, kind = out
+        what = (
+            f"{_STATS}{field} holds values past float64's range"
+            if kind == "overflow"
+            else f"{_STATS}sums and {_STATS}sq_sums disagree (a feature's "
+            "deviations sum to non-zero, their squares to 0)"
+        )
+        raise ValueError(
+            f"{path} is a corrupt model file: {what}, so the model could not "
+            "predict. Save the model again from a model that was fitted on "
+            "finite data."
+        )
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -6,6 +6,7 @@ import bz2
 import gzip
 import io
 import json
+import os
 import pickle
 import warnings
 import zipfile
@@ -316,13 +317,22 @@ def test_newer_format_version_is_refused(model_file):
 
 
 def test_object_array_member_is_refused_without_unpickling(model_file):
+    _rewrite(model_file, classes=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="not a valid sk_template model file"):
+        load_model(model_file)
+
+
+@pytest.mark.parametrize("name", ["classes.npy", "classes"])
+def test_duplicate_member_names_are_refused(model_file, name):
+    """A second ``classes`` (zipfile reads the last, other tools the first):
+    refused, whichever copy a reader would have taken."""
     buffer = io.BytesIO()
-    np.save(buffer, np.array([object()], dtype=object), allow_pickle=True)
+    np.save(buffer, np.arange(10) + 100)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
         with zipfile.ZipFile(model_file, "a") as archive:
-            archive.writestr("classes.npy", buffer.getvalue())
-    with pytest.raises(ValueError, match="not a valid sk_template model file"):
+            archive.writestr(name, buffer.getvalue())
+    with pytest.raises(ValueError, match="more than one member named 'classes'"):
         load_model(model_file)
 
 
@@ -360,16 +370,56 @@ def test_inconsistent_archive(model_file, changes, match):
     assert str(model_file) in str(info.value)
 
 
+def test_huge_integer_in_params_names_the_file(model_file):
+    _rewrite(model_file, params=np.array('{"batch_size": ' + "9" * 5000 + "}"))
+    with pytest.raises(ValueError, match="number too long to read") as info:
+        load_model(model_file)
+    assert str(model_file) in str(info.value)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_save_to_a_full_device_names_it(digits):
+    X, y, _, _ = digits
+    clf = NearestMeanImageClassifier().fit(X, y)
+    with pytest.raises(OSError, match="No space left on device: '/dev/full'"):
+        save_model(clf, "/dev/full")
+
+
+def test_full_disk_names_the_file(tmp_path, digits, monkeypatch):
+    """ENOSPC while writing the temporary file: the error names the file
+    asked for, and neither it nor a temporary is left."""
+    import errno
+
+    from sk_template.datasets import _atomic
+
+    X, y, _, _ = digits
+    clf = NearestMeanImageClassifier().fit(X, y)
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(_atomic.os, "fsync", full)
+    target = tmp_path / "model.npz"
+    with pytest.raises(OSError, match="No space left on device") as info:
+        save_model(clf, target)
+    assert info.value.filename == str(target)
+    monkeypatch.setattr(_atomic.os, "fsync", real_fsync)
+    assert os.listdir(tmp_path) == []
+
+
 def test_path_type_is_checked():
     with pytest.raises(TypeError, match="path must be a str or path-like"):
         load_model(3.5)
 
 
 def test_member_that_is_not_an_array_is_a_clear_error(model_file):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
-        with zipfile.ZipFile(model_file, "a") as archive:
-            archive.writestr("format", b"not an npy member")
+    with np.load(model_file, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files if name != "format"}
+    with open(model_file, "wb") as f:
+        np.savez(f, **arrays)
+    with zipfile.ZipFile(model_file, "a") as archive:
+        archive.writestr("format", b"not an npy member")
     with pytest.raises(ValueError, match="member 'format' is not an array"):
         load_model(model_file)
 

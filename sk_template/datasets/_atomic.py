@@ -305,8 +305,12 @@ def building_dir(target):
 
 # -------------------------------------------------------------------- files
 def _named(exc, tmp, path):
-    """``exc`` about the temporary ``tmp`` re-aimed at ``path``, or None."""
-    if tmp is not None and exc.filename in (str(tmp), tmp):
+    """``exc`` about the temporary ``tmp``, or about no file at all (a write
+    or flush: ``ENOSPC``, ``EIO``), re-aimed at ``path``; None for an error
+    that names another file already."""
+    if exc.errno is None:
+        return None  # not from the system: nothing to re-aim
+    if exc.filename is None or (tmp is not None and exc.filename in (str(tmp), tmp)):
         return type(exc)(exc.errno, exc.strerror, str(path))
     return None
 
@@ -343,6 +347,11 @@ def _write_stream(path, write):
         raise BrokenPipeError(
             errno.EPIPE, "its reader closed it before the end", str(path)
         ) from exc
+    except OSError as exc:  # /dev/full: ENOSPC, naming no file
+        new = _named(exc, None, path)
+        if new is None:
+            raise
+        raise new from exc
     finally:
         os.close(fd)
     return True
