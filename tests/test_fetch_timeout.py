@@ -159,3 +159,67 @@ def test_connecting_is_bounded_by_the_time_left(tmp_path, monkeypatch):
         with pytest.raises(OSError, match="took longer than timeout"):
             fetch_mnist(tmp_path / "home", base_url=url, timeout=TIMEOUT)
     assert timeouts and all(0 < t < TIMEOUT for t in timeouts)
+
+
+class _Body(BaseHTTPRequestHandler):
+    """Sends ``server.body_bytes`` zero bytes, announcing ``server.announce``
+    as the Content-Length (none when None; the body then ends when the
+    connection closes), and counts what it managed to send."""
+
+    protocol_version = "HTTP/1.0"
+
+    def do_GET(self):
+        self.send_response(200)
+        if self.server.announce is not None:
+            self.send_header("Content-Length", str(self.server.announce))
+        self.end_headers()
+        left = self.server.body_bytes
+        with contextlib.suppress(OSError):
+            while left > 0:
+                n = min(left, 1 << 16)
+                self.wfile.write(b"\0" * n)
+                self.server.sent += n
+                left -= n
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def small_files(monkeypatch):
+    """Every MNIST file at most about 14 KB (see _mnist._max_download_bytes)."""
+    from sk_template.datasets import _mnist
+
+    monkeypatch.setattr(_mnist, "MNIST_SIZE", dict.fromkeys(_mnist.MNIST_SIZE, 10_000))
+    return _mnist._max_download_bytes("t10k-labels-idx1-ubyte.gz")
+
+
+def _fetch_from(tmp_path, announce, body_bytes):
+    with _serve(_Body, announce=announce, body_bytes=body_bytes, sent=0) as url:
+        start = time.monotonic()
+        with pytest.raises(OSError) as info:
+            fetch_mnist(tmp_path / "home", base_url=url, timeout=30)
+        seconds = time.monotonic() - start
+    assert [p.name for p in (tmp_path / "home" / "mnist_idx").iterdir()] == []
+    return str(info.value), seconds
+
+
+def test_an_announced_body_too_large_is_not_downloaded(tmp_path, small_files):
+    # Content-Length 1e15: refused on the headers, before any of the body.
+    message, seconds = _fetch_from(tmp_path, 10**15, 50 << 20)
+    assert f"announces {10**15} bytes (Content-Length), more than the " in message
+    assert f"{small_files} this file can have; not downloaded" in message
+    assert seconds < 10
+
+
+def test_a_body_past_the_size_of_the_file_is_stopped(tmp_path, small_files):
+    # No Content-Length, 50 MB of body: stopped after about small_files bytes.
+    message, _ = _fetch_from(tmp_path, None, 50 << 20)
+    assert f"sent more than the {small_files} bytes this file can have" in message
+
+
+def test_a_body_shorter_than_its_content_length_is_incomplete(tmp_path):
+    message, _ = _fetch_from(tmp_path, 5000, 1000)
+    assert "incomplete download of http://127.0.0.1:" in message
+    assert "the body ended after 1000 of the 5000 bytes" in message
+    assert "Checksum mismatch" not in message

@@ -34,6 +34,16 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
 }
+# Bytes of each file after gunzip.  A download is stopped once it is larger
+# than ``_max_download_bytes`` of that: gzip never grows data by more than a
+# few bytes per 64 KiB block, so a larger body is not this file (mirrors
+# recompress: the compressed sizes differ from one to another).
+MNIST_SIZE = {
+    "train-images-idx3-ubyte.gz": 47_040_016,
+    "train-labels-idx1-ubyte.gz": 60_008,
+    "t10k-images-idx3-ubyte.gz": 7_840_016,
+    "t10k-labels-idx1-ubyte.gz": 10_008,
+}
 _TRAIN = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 _TEST = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 _LAYOUTS = {"png": "mnist_png", "sample": "mnist_sample"}
@@ -166,17 +176,55 @@ class _WatchedHTTPSHandler(_Watched, urllib.request.HTTPSHandler):
     pass
 
 
-def _fetch(url, f, timeout):
-    """Copy ``url`` into the file ``f`` within ``timeout`` seconds in all."""
+def _max_download_bytes(name):
+    """The most bytes a download of ``name`` may have (see MNIST_SIZE)."""
+    size = MNIST_SIZE[name]
+    return size + size // 100 + 4096
+
+
+def _announced_length(response):
+    """The response's Content-Length, or None where it has none (or a
+    malformed one: then only the body's own size counts)."""
+    value = response.headers.get("Content-Length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _fetch(url, f, timeout, max_bytes):
+    """Copy ``url`` into the file ``f`` within ``timeout`` seconds in all,
+    and at most ``max_bytes``: a larger announced or actual body is stopped
+    (``OSError``), as is a body shorter than its Content-Length."""
     deadline = _Deadline(url, timeout)
     opener = urllib.request.build_opener(
         _WatchedHTTPHandler(deadline), _WatchedHTTPSHandler(deadline)
     )
     try:
         with opener.open(url, timeout=timeout) as response:
+            length = _announced_length(response)
+            if length is not None and length > max_bytes:
+                raise OSError(
+                    f"{url} announces {length} bytes (Content-Length), more than "
+                    f"the {max_bytes} this file can have; not downloaded"
+                )
+            total = 0
             while chunk := response.read(1 << 16):
                 deadline.check()
+                total += len(chunk)
+                if total > max_bytes:
+                    raise OSError(
+                        f"{url} sent more than the {max_bytes} bytes this file "
+                        "can have; the download was stopped"
+                    )
                 f.write(chunk)
+            if length is not None and total < length:
+                # http.client's read(n) returns what came before the server
+                # closed the connection, without an error.
+                raise OSError(
+                    f"incomplete download of {url}: the body ended after "
+                    f"{total} of the {length} bytes its Content-Length announced"
+                )
         deadline.check()
     except (OSError, http.client.HTTPException) as exc:
         deadline.check()  # a connection shut at the deadline: say so
@@ -197,7 +245,7 @@ def _download(name, mirrors, raw_dir, timeout):
         url = mirror.rstrip("/") + "/" + name
         try:
             with open_temp(final, "part") as (tmp, f):
-                _fetch(url, f, timeout)
+                _fetch(url, f, timeout, _max_download_bytes(name))
                 f.close()
                 try:
                     got = _md5_unzipped(tmp)
@@ -317,7 +365,10 @@ def fetch_mnist(
         A downloaded file's checksum does not match (the message names the
         file and both checksums; nothing is kept), or ``layout`` is unknown.
     OSError
-        The files could not be downloaded.
+        The files could not be downloaded from any mirror: unreachable, too
+        slow (``timeout``), a body larger than the file can be (stopped as
+        soon as it is, or refused on its Content-Length), or an incomplete
+        download (the body ended before its Content-Length).
 
     See Also
     --------
