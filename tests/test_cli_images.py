@@ -14,7 +14,7 @@ from test_cli import one_line_error
 from sk_template import NearestMeanImageClassifier
 from sk_template._persist import save_model
 from sk_template.cli import _predict, main
-from sk_template.datasets import _folder
+from sk_template.datasets import _batches
 
 
 @pytest.fixture(autouse=True)
@@ -138,7 +138,7 @@ def test_resize_without_size_is_refused(tmp_path, capsys):
 def test_memory_errors_are_one_line_naming_size(tmp_path, capsys, monkeypatch):
     _two_sizes(tmp_path / "img")
     argv = ["fit", str(tmp_path / "img"), "-o", str(tmp_path / "m.npz"), "--no-cache"]
-    monkeypatch.setattr(_folder, "_total_memory", lambda: 100)
+    monkeypatch.setattr(_batches, "_total_memory", lambda: 100)
     assert main([*argv, "--size", "64x64", "-q"]) == 1
     last = one_line_error(capsys, "more than this machine has", "--size HxW")
     assert "size=(height, width)" not in last
@@ -146,7 +146,7 @@ def test_memory_errors_are_one_line_naming_size(tmp_path, capsys, monkeypatch):
     def no_memory(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(_folder, "decode_files", no_memory)
-    monkeypatch.setattr(_folder, "_total_memory", lambda: None)
+    monkeypatch.setattr(_batches, "decode_files", no_memory)
+    monkeypatch.setattr(_batches, "_total_memory", lambda: None)
     assert main([*argv, "--size", "8x8", "-q"]) == 1
     one_line_error(capsys, "out of memory", "--size HxW")

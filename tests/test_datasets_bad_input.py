@@ -11,8 +11,8 @@ from PIL import Image
 from sk_template.datasets import (
     ImageDecodeError,
     SkippedImagesWarning,
+    _batches,
     _cache,
-    _folder,
     iter_image_folder,
     load_image_folder,
 )
@@ -190,9 +190,9 @@ def test_cache_inside_the_image_folder_is_never_a_class(root, tmp_path, where):
 def test_arrays_larger_than_memory_are_refused_before_allocating(root, monkeypatch):
     """Six 6x5 images take 180 bytes: on a machine of 100 bytes that is a clear
     error, before the array is allocated or anything decoded past the first."""
-    monkeypatch.setattr(_folder, "_total_memory", lambda: 100)
+    monkeypatch.setattr(_batches, "_total_memory", lambda: 100)
     monkeypatch.setattr(
-        _folder, "decode_files", lambda *a, **k: pytest.fail("allocated anyway")
+        _batches, "decode_files", lambda *a, **k: pytest.fail("allocated anyway")
     )
     with pytest.raises(MemoryError, match=r"6 images of 6x5 pixels") as info:
         load_image_folder(root)

@@ -14,8 +14,8 @@ from PIL import Image
 from sk_template.datasets import (
     CacheWarning,
     SkippedImagesWarning,
+    _batches,
     _cache,
-    _folder,
     load_image_folder,
     write_image_folder,
 )
@@ -52,7 +52,7 @@ def test_second_load_comes_from_the_cache(home, root, monkeypatch):
     files = sorted(os.listdir(home / _cache.CACHE_DIRNAME / entries(home)[0]))
     assert files == ["data.npy", "filenames.npy", "meta.json", "target.npy"]
     monkeypatch.setattr(
-        _folder, "decode_files", lambda *a, **k: pytest.fail("decoded again")
+        _batches, "decode_files", lambda *a, **k: pytest.fail("decoded again")
     )
     second = load_image_folder(root)
     assert_same(first, second)
@@ -99,9 +99,9 @@ def test_touched_file_rebuilds(home, root, monkeypatch):
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
     calls = []
-    real = _folder.decode_files
+    real = _batches.decode_files
     monkeypatch.setattr(
-        _folder, "decode_files", lambda *a, **k: calls.append(1) or real(*a, **k)
+        _batches, "decode_files", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
     load_image_folder(root)
     assert calls == [1]
@@ -220,7 +220,7 @@ def test_leftover_temporary_folder_is_ignored(home, root, monkeypatch):
     junk.mkdir()
     (junk / "data.npy").write_bytes(b"half")
     monkeypatch.setattr(
-        _folder, "decode_files", lambda *a, **k: pytest.fail("decoded again")
+        _batches, "decode_files", lambda *a, **k: pytest.fail("decoded again")
     )
     assert_same(first, load_image_folder(root))
 

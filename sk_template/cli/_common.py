@@ -112,8 +112,8 @@ def load_folder(args, console, root, *, pixels, split=None, size_hint=None):
     are not all of one size (evaluate, whose model fixes the size).
     """
     from ..datasets import ImageDecodeError, load_image_folder
+    from ..datasets._batches import ImageSizeMismatch
     from ..datasets._discover import check_root, normalize_extensions, split_folders
-    from ..datasets._folder import ImageSizeMismatch
 
     if split is None:
         splits, class_like = split_folders(check_root(root), normalize_extensions(None))

@@ -104,18 +104,25 @@ def _mismatch(model, image_shape, reference, got):
 
 
 class _Images:
-    """Decodes batches of files for the model: every row returned is an
-    image read whole; an unreadable image, or one of another shape, stops
-    the command, or with ``--on-error skip`` is left out with a warning."""
+    """The loader's decoder (:class:`~sk_template.datasets._batches.
+    BatchDecoder`) with the command's words: every row returned is an image
+    read whole and of the model's shape; an unreadable image, or one of
+    another shape, stops the command, or with ``--on-error skip`` is left
+    out with a warning."""
 
     def __init__(self, args, model, image_shape, pixels):
-        self.args, self.model, self.pixels = args, model, pixels
-        self.image_shape = image_shape
+        from ..datasets._batches import BatchDecoder
+
+        self.model, self.image_shape = model, image_shape
         self.stop = args.on_error == "raise"
-        # The shape every image must have: the recorded one, else the first
-        # readable image's, kept across batches.
-        self.shape = None if image_shape is None else tuple(image_shape)
-        self.reference = None
+        self.decoder = BatchDecoder(
+            **pixels,
+            on_error=args.on_error,
+            on_mismatch=args.on_error,
+            n_jobs=args.n_jobs,
+            shape=image_shape,  # recorded in the model file, else the first image's
+            check_first=lambda shape, path: check_shape(model, None, shape, path),
+        )
 
     def skip(self, name, reason, *, read=False):
         """Leave ``name`` out with a warning, or (``--on-error raise``) stop:
@@ -134,43 +141,27 @@ class _Images:
     def decode(self, names):
         """The images of ``names`` as rows, and the names kept."""
         from ..datasets import ImageDecodeError
-        from ..datasets._decode import decode_files, first_image
+        from ..datasets._batches import ImageSizeMismatch
 
-        first = None
+        decoder = self.decoder
         try:
-            if self.shape is None:
-                first = first_image(names, **self.pixels, stop_on_error=self.stop)
-                if first[0] is None:  # none readable in this batch
-                    for i, reason in first[1]:
-                        self.skip(names[i], reason, read=True)
-                    return None, []
-                self.reference = (names[len(first[1])], first[0].shape)
-                check_shape(self.model, None, *reversed(self.reference))
-                self.shape = first[0].shape
-            out, errors, mismatched = decode_files(
-                names,
-                **self.pixels,
-                shape=self.shape,
-                stop_on_error=self.stop,
-                n_jobs=self.args.n_jobs,
-                first=first,
-            )
+            rows, keep, skipped, mismatched = decoder.decode(names)
         except ImageDecodeError as exc:
             raise unreadable(exc) from exc
-        bad = {i: (reason, True) for i, reason in errors}
-        for i, got in mismatched:
-            why = _mismatch(self.model, self.image_shape, self.reference, got)
-            bad[i] = (why, False)
-        for i in sorted(bad):  # under --on-error raise, the first stops
-            self.skip(names[i], bad[i][0], read=bad[i][1])
-        if not bad:  # every row read: no copy
-            return out.reshape(len(names), -1), names
-        keep = np.ones(len(names), dtype=bool)
-        keep[list(bad)] = False
-        kept = [name for name, k in zip(names, keep, strict=True) if k]
-        if not kept:
+        except ImageSizeMismatch as exc:  # the first stops the command
+            rows, keep, skipped, mismatched = None, None, [], exc.mismatched[:1]
+        reference = (decoder.reference, decoder.shape)
+        for name, reason in skipped:
+            self.skip(name, reason, read=True)
+        for name, got in mismatched:
+            why = _mismatch(self.model, self.image_shape, reference, got)
+            self.skip(name, why)
+        if rows is None or not len(rows):
             return None, []
-        return out[keep].reshape(len(kept), -1), kept
+        if keep is None:  # every row read: no copy
+            return rows.reshape(len(names), -1), names
+        kept = [name for name, k in zip(names, keep, strict=True) if k]
+        return rows.reshape(len(kept), -1), kept
 
 
 def run(args, console):

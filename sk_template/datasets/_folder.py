@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 
 from . import _cache
-from ._decode import RESIZE_POLICIES, decode_files, first_image
+from ._batches import BatchDecoder, fmt_shape
+from ._decode import RESIZE_POLICIES
 from ._discover import discover, list_class_names, normalize_extensions
 from ._errors import CacheWarning, ImageDecodeError, SkippedImagesWarning
 from ._progress import Progress
@@ -84,38 +85,6 @@ def _to_dtype(u8, dtype):
     return np.divide(u8, dtype.type(255), dtype=dtype)
 
 
-def _fmt_shape(shape):
-    return "x".join(str(s) for s in shape)
-
-
-class ImageSizeMismatch(ValueError):
-    """Images of one folder that differ in size (``size=`` not given).
-
-    ``reference`` is the first image, of shape ``shape``; ``mismatched``
-    lists ``(path, shape)`` of the images that differ.  A ValueError: the
-    command line words its hint in its own flags.
-    """
-
-    def __init__(self, message, reference, shape, mismatched):
-        super().__init__(message)
-        self.reference, self.shape, self.mismatched = reference, shape, mismatched
-
-
-def _raise_mismatch(base, paths, shape, reference, mismatched):
-    shown = "; ".join(f"{paths[i]} is {_fmt_shape(s)}" for i, s in mismatched[:5])
-    more = f" (and {len(mismatched) - 5} more)" if len(mismatched) > 5 else ""
-    raise ImageSizeMismatch(
-        f"The images in {str(base)!r} do not all have the same size: the first, "
-        f"{reference}, is {_fmt_shape(shape)}, but {len(mismatched)} differ: "
-        f"{shown}{more}. Pass size=(height, width) (on the command line: --size "
-        "HxW) to resize every image to one size, adding resize='crop' (--resize "
-        "crop) to keep their aspect ratio, or remove the odd files.",
-        reference,
-        shape,
-        [(paths[i], s) for i, s in mismatched],
-    )
-
-
 def _warn_skipped(skipped, stacklevel=3):
     shown = "; ".join(f"{p} ({r})" for p, r in skipped[:_SHOWN_SKIPPED])
     more = (
@@ -140,91 +109,6 @@ def _special_files(listing, on_error):
     return special
 
 
-def _total_memory():
-    """Bytes of physical memory of this machine, or None where unknown."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, OSError, ValueError):  # e.g. Windows
-        return None
-
-
-def _fmt_bytes(n):
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n:,} bytes"
-
-
-def _check_memory(n, shape, reference):
-    """Refuse, before allocating it, a pixel array larger than the memory."""
-    need = n * int(np.prod(shape))
-    total = _total_memory()
-    if total is not None and need > total:
-        raise MemoryError(
-            f"{n:,} images of {_fmt_shape(shape)} pixels (the size of the first, "
-            f"{reference}) take {_fmt_bytes(need)} of memory, more than this "
-            f"machine has ({_fmt_bytes(total)}). Pass size=(height, width) to "
-            "resize every image to a smaller size as it is decoded, or load fewer "
-            "at a time (iter_image_folder with a smaller batch_size)."
-        )
-
-
-def _decode_all(
-    base,
-    paths,
-    mode,
-    size,
-    resize,
-    on_error,
-    n_jobs,
-    progress,
-    shape=None,
-    reference=None,
-    first=None,
-):
-    """Decode ``paths`` into one uint8 array.
-
-    ``shape`` is the shape every image must have, the one of the file
-    ``reference``; when None, the first readable file of ``paths`` sets it
-    (``first``: :func:`first_image` of ``paths``, when already decoded).
-    Returns ``(array, kept-row mask or None, skipped files, shape)``.
-    """
-    stop = on_error == "raise"
-    if shape is None:
-        if first is None:
-            first = first_image(paths, mode, size, resize, stop)
-        arr, first_errors = first
-        if arr is None:
-            raise ValueError(
-                f"None of the {len(paths)} image files in {str(base)!r} could be "
-                f"read; the first is {paths[0]} ({first_errors[0][1]})."
-            )
-        shape, reference = arr.shape, paths[len(first_errors)]
-    _check_memory(len(paths), shape, reference)
-    out, errors, mismatched = decode_files(
-        paths,
-        mode=mode,
-        size=size,
-        resize=resize,
-        shape=shape,
-        stop_on_error=stop,
-        n_jobs=n_jobs,
-        progress=progress,
-        first=first,
-    )
-    if errors and stop:
-        i, reason = errors[0]
-        raise ImageDecodeError(paths[i], reason)
-    if mismatched:
-        _raise_mismatch(base, paths, shape, reference, mismatched)
-    if not errors:
-        return out, None, [], shape
-    keep = np.ones(len(paths), dtype=bool)
-    keep[[i for i, _ in errors]] = False
-    skipped = [(paths[i], reason) for i, reason in errors]
-    return out[keep], keep, skipped, shape
-
-
 def _describe(base, split, target_names, counts, shape, mode, dtype):
     per_class = ", ".join(
         f"{name!s}: {c}" for name, c in zip(target_names, counts, strict=True)
@@ -234,7 +118,7 @@ def _describe(base, split, target_names, counts, shape, mode, dtype):
         f"{'=' * 40}\n\n"
         f"Samples: {sum(counts)}\n"
         f"Classes: {len(target_names)} ({per_class})\n"
-        f"Image shape: {_fmt_shape(shape)} (mode {mode!r})\n"
+        f"Image shape: {fmt_shape(shape)} (mode {mode!r})\n"
         f"Features: {int(np.prod(shape))}, dtype {np.dtype(dtype).name}"
         f"{' scaled to [0, 1]' if np.dtype(dtype).kind == 'f' else ''}\n\n"
         "Loaded by sk_template.datasets.load_image_folder: labels are the class "
@@ -496,13 +380,25 @@ def load_image_folder(
                 f"None of the {len(special)} image files in {str(base)!r} could be "
                 f"read; the first is {special[0][0]} ({special[0][1]})."
             )
+        decoder = BatchDecoder(
+            mode=mode,
+            size=size,
+            resize=resize,
+            on_error=on_error,
+            n_jobs=n_jobs,
+            where=str(base),
+        )
         progress = Progress(len(paths), "Decoding images", verbose=verbose)
         try:
-            u8, keep, skipped, shape = _decode_all(
-                base, paths, mode, size, resize, on_error, n_jobs, progress
-            )
+            u8, keep, skipped, _ = decoder.decode(paths, progress)
         finally:  # an error or Ctrl-C must not leave the bar drawn
             progress.close()
+        if u8 is None:
+            raise ValueError(
+                f"None of the {len(paths)} image files in {str(base)!r} could be "
+                f"read; the first is {paths[0]} ({skipped[0][1]})."
+            )
+        shape = decoder.shape
         skipped = special + skipped
         if keep is not None:
             codes = codes[keep]
@@ -687,33 +583,22 @@ def _iter_batches(
         paths = [paths[i] for i in order]
         codes = codes[order]
     target = listing.target_names[codes]
-    shape, reference, all_skipped = None, None, _special_files(listing, on_error)
+    decoder = BatchDecoder(
+        mode=mode,
+        size=size,
+        resize=resize,
+        on_error=on_error,
+        n_jobs=n_jobs,
+        where=str(base),
+    )
+    all_skipped = _special_files(listing, on_error)
     for a in range(0, len(paths), batch_size):
-        batch, first = paths[a : a + batch_size], None
-        if shape is None:
-            first = first_image(batch, mode, size, resize, on_error == "raise")
-            if first[0] is None:  # every file of this batch is unreadable
-                all_skipped.extend((batch[i], r) for i, r in first[1])
-                continue
-        u8, keep, skipped, shape = _decode_all(
-            base,
-            batch,
-            mode,
-            size,
-            resize,
-            on_error,
-            n_jobs,
-            None,
-            shape,
-            reference,
-            first,
-        )
-        reference = reference or batch[len(first[1])]
+        u8, keep, skipped, _ = decoder.decode(paths[a : a + batch_size])
         all_skipped.extend(skipped)
         y = target[a : a + batch_size]
         if keep is not None:
             y = y[keep]
-        if len(u8):
+        if len(y):
             yield _to_dtype(u8.reshape(len(u8), -1), dtype), y
     if all_skipped:
         _warn_skipped(all_skipped, stacklevel=2)
