@@ -70,7 +70,7 @@ def _wait_for_numpy(child):
         time.sleep(0.002)
 
 
-def _interrupt(argv, delay, env, cwd=None):
+def _interrupt(argv, delay, env, cwd=None, sig=signal.SIGINT):
     child = subprocess.Popen(
         [sys.executable, *argv],
         stdout=subprocess.PIPE,
@@ -81,29 +81,108 @@ def _interrupt(argv, delay, env, cwd=None):
     )
     _wait_for_numpy(child)
     time.sleep(delay)
-    child.send_signal(signal.SIGINT)
+    child.send_signal(sig)
     out, err = child.communicate(timeout=300)
     return child.returncode, out, err
 
 
+SAID = {
+    signal.SIGINT: (130, "sk-template: interrupted\n"),
+    signal.SIGTERM: (143, "sk-template: terminated (SIGTERM)\n"),
+}
+
+
 @needs_proc
-def test_ctrl_c_at_any_moment(tmp_path, tree):
+@pytest.mark.parametrize("sig", list(SAID), ids=lambda s: signal.Signals(s).name)
+def test_ctrl_c_or_sigterm_at_any_moment(tmp_path, tree, sig):
     home = tmp_path / "home"
     outcomes = []
     for i, delay in enumerate(DELAYS):
         model = tmp_path / "out" / f"model{i}.npz"
         model.parent.mkdir(exist_ok=True)
         argv = ["-c", SCRIPT, "fit", str(tree), "-o", str(model), "-q"]
-        code, out, err = _interrupt(argv, delay, _env(home))
+        code, out, err = _interrupt(argv, delay, _env(home), sig=sig)
         outcomes.append(code)
         if code == 0:  # it finished before the signal came
             assert err == "" and load_model(model).n_features_in_ == 144
         else:
-            assert (code, err, out) == (130, "sk-template: interrupted\n", ""), delay
+            assert (code, err, out) == (*SAID[sig], ""), delay
             # No model, or (interrupted just after writing it) a whole one.
             assert not model.exists() or load_model(model).n_features_in_ == 144
         assert _hidden(model.parent) == [] and _hidden(home) == [], delay
-    assert outcomes[0] == 130  # at once: in the middle of importing numpy
+    assert outcomes[0] == SAID[sig][0]  # at once: in the middle of importing numpy
+
+
+# The command as the console script runs it, its model write stopped halfway.
+HANGING_WRITE = """
+import sys, time
+import numpy as np
+real = np.savez
+def savez(f, **arrays):
+    real(f, **arrays)
+    f.write(b"more bytes of a model file")
+    print("writing", flush=True)
+    time.sleep(600)
+np.savez = savez
+from sk_template.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize(
+    "sig, code, said",
+    [
+        (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+        (signal.SIGHUP, 129, "hung up (SIGHUP)"),
+        (signal.SIGINT, 130, "interrupted"),
+    ],
+    ids=["SIGTERM", "SIGHUP", "SIGINT"],
+)
+def test_a_signal_in_the_middle_of_writing_leaves_no_file(
+    tmp_path, tree, sig, code, said
+):
+    # Without a handler, SIGTERM and SIGHUP end the process where it stands
+    # and the writer's temporary stays beside the model.
+    out = tmp_path / "out"
+    out.mkdir()
+    model = out / "model.npz"
+    child = subprocess.Popen(
+        [sys.executable, "-c", HANGING_WRITE, "fit", str(tree), "-o", str(model), "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path / "home"),
+    )
+    try:
+        assert child.stdout.readline() == "writing\n"
+        assert len(_hidden(out)) == 1  # the temporary, being written
+        child.send_signal(sig)
+        rest, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert (child.returncode, err, rest) == (code, f"sk-template: {said}\n", "")
+    assert list(out.iterdir()) == []
+
+
+def test_a_signal_the_process_ignores_stays_ignored(tmp_path, tree):
+    # nohup ignores SIGHUP: the command must not take it back.
+    code = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "from sk_template.cli import _signals\n"
+        "with _signals.handling_interrupts(program=True):\n"
+        "    ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN\n"
+        "    handled = signal.getsignal(signal.SIGTERM) is _signals._on_signal\n"
+        "print(ignored, handled, signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=120,
+    )
+    assert result.stdout == "True True True\n", result.stderr
 
 
 @needs_proc

@@ -16,7 +16,8 @@ Run ``sk-template --help`` (or ``python -m sk_template --help``).  Results go
 to stdout, progress and messages to stderr.  Exit codes: 0 success, 1 a
 one-line error about a path, model file or image (``--debug`` adds the
 traceback), 2 a usage error, 130 interrupted (Ctrl-C, at any moment: the one
-line ``sk-template: interrupted``, and no output file left half-written).
+line ``sk-template: interrupted``, and no output file left half-written), 143
+terminated by SIGTERM and 129 by SIGHUP, likewise.
 
 This module imports nothing heavy: :func:`main`, which the console script
 calls, catches Ctrl-C before numpy and torch are imported, and the other
@@ -65,7 +66,8 @@ def main(argv=None):
         0 on success, 1 after an error about a path, a model file or an image
         (reported on one line of stderr), 2 for a usage error, 130 when
         interrupted (Ctrl-C, reported as ``sk-template: interrupted``), also
-        while the command is still importing its libraries.
+        while the command is still importing its libraries; 143 (SIGTERM) and
+        129 (SIGHUP) likewise.
     """
     from ._signals import handling_interrupts, interrupted, report
 

@@ -29,8 +29,10 @@ def add_arguments(p):
 
 def run(args, console):
     from .._persist import save_model
+    from ..datasets._atomic import check_writable
 
     check_device(args.device)
+    check_writable(args.output)  # before the load and fit, not after
     pixels = pixels_of(args)
     bunch = load_folder(args, console, args.root, split=args.split, pixels=pixels)
     clf = fit_model(args, console, bunch.data, bunch.target)

@@ -97,7 +97,7 @@ def main(argv=None):
     code : int
         0 on success, 1 after an error about a path, a model file or an image
         (reported on one line of stderr), 2 for a usage error, 130 when
-        interrupted.
+        interrupted, 143 when terminated (SIGTERM), 129 on SIGHUP.
     """
     parser = build_parser()
     try:

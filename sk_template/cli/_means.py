@@ -4,7 +4,7 @@
 
 from pathlib import Path
 
-from ..datasets._atomic import write_atomic
+from ..datasets._atomic import check_writable, write_atomic
 from ._common import image_shape_type, load_model_file, positive_int
 from ._pictures import infer_image_shape, render_means
 
@@ -38,6 +38,8 @@ def add_arguments(p):
 
 
 def run(args, console):
+    output = Path(args.output).expanduser()
+    check_writable(output)
     model, meta = load_model_file(args, console)
     image_shape = args.shape or meta["image_shape"]
     if image_shape is None and infer_image_shape(model.n_features_in_) is None:
@@ -49,7 +51,6 @@ def run(args, console):
     picture = render_means(
         model, image_shape, scale=args.scale, columns=args.columns, cmap=args.cmap
     )
-    output = Path(args.output).expanduser()
     write_atomic(output, lambda f: picture.save(f, format="PNG"))
     console.out(
         f"Wrote the means of {len(model.classes_)} classes "

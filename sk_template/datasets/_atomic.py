@@ -389,6 +389,20 @@ def _file_target(path):
     return "file", path
 
 
+def check_writable(path):
+    """Raise the error :func:`write_atomic` would raise for ``path`` before
+    it writes anything: a folder or special file there, a missing or
+    read-only parent folder.  For a command to say so before a long job,
+    not after it; the write itself still checks again."""
+    kind, real = _file_target(Path(path))
+    if kind == "file" and not os.access(real.parent, os.W_OK | os.X_OK):
+        raise PermissionError(
+            errno.EACCES,
+            f"Cannot write a file in the folder {real.parent}: permission denied",
+            str(path),
+        )
+
+
 def write_atomic(path, write):
     """Create the file ``path`` by ``write(f)`` into a temporary sibling file
     ``f`` (open for binary writing), synced and then renamed over ``path``:
