@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_cli import one_line_error
+from test_interrupt import _env
 
 from sk_template.cli import main
 from sk_template.datasets import write_image_folder
 
-REPO = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(17)
 needs_dev_full = pytest.mark.skipif(
     not Path("/dev/full").exists(), reason="needs /dev/full"
@@ -97,15 +97,6 @@ def test_a_full_disk_names_the_output(pics, model, capsys, command):
     )
     assert main(argv) == 1
     one_line_error(capsys, "No space left on device: /dev/full")
-
-
-def _env(home):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO), *filter(None, [env.get("PYTHONPATH")])]
-    )
-    env["SK_TEMPLATE_DATA"] = str(home)
-    return env
 
 
 @pytest.mark.parametrize("fmt", ["tsv", "jsonl", "csv"])
