@@ -10,6 +10,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+# Scripts, not tests: the fuzz harnesses (they need atheris, the ``fuzz``
+# extra) and the stress scripts are run by hand and by CI, not collected,
+# not even for doctests.
+collect_ignore_glob = ["fuzz/*", "stress/*"]
+
 # Property tests (test_properties.py): small and reproducible by default, so
 # that CI is deterministic; ``--hypothesis-profile=long`` searches far more,
 # from fresh random seeds.
