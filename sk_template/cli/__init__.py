@@ -59,7 +59,8 @@ def main(argv=None):
     argv : list of str, default=None
         The arguments, without the program name; ``None`` means
         ``sys.argv[1:]``, and that this process is the command: once the
-        command is done, Ctrl-C is ignored so it cannot disturb the exit.
+        command is done, Ctrl-C, SIGTERM and SIGHUP are ignored so that they
+        cannot disturb the exit.
 
     Returns
     -------

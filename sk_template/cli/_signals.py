@@ -136,16 +136,16 @@ def report():
 
 
 def _put_back(previous, program):
-    """Put the previous handlers back (SIGINT ignored when ``program``); a
-    ``KeyboardInterrupt`` raised meanwhile by a signal still handled here
-    does not stop it half-way, and is raised again once it is done."""
+    """Put the previous handlers back (or, when ``program``, ignore the
+    signals); a ``KeyboardInterrupt`` raised meanwhile by a signal still
+    handled here does not stop it half-way, and is raised again once it is
+    done."""
     pending = None
     while True:
         try:
             for signum, handler in previous.items():
                 with contextlib.suppress(ValueError):
-                    quiet = program and signum == signal.SIGINT
-                    signal.signal(signum, signal.SIG_IGN if quiet else handler)
+                    signal.signal(signum, signal.SIG_IGN if program else handler)
             break
         except KeyboardInterrupt as exc:
             pending = exc
@@ -160,9 +160,10 @@ def handling_interrupts(program):
     A signal the process ignores (``nohup`` ignores SIGHUP, a shell's
     background job SIGINT) stays ignored.  After the block the previous
     handlers are put back, except that when ``program`` says this process is
-    the command itself, SIGINT is then ignored, so that a Ctrl-C arriving
-    while the interpreter shuts down cannot print a traceback (SIGTERM's and
-    SIGHUP's defaults end the process silently).
+    the command itself, the signals are then ignored: the command's work is
+    over and its status decided, and a signal arriving while the interpreter
+    shuts down can neither print a traceback (Ctrl-C) nor turn a finished
+    command into a killed one (SIGTERM, SIGHUP).
     """
     global _seen, _reported, _deferred
     _seen, _reported, _deferred = None, False, None

@@ -9,6 +9,11 @@ and width (0: no resize).  The pixel limit, ``PIL.Image.MAX_IMAGE_PIXELS``,
 is set to 2**22 (over it a warning, over twice an error), so an image the
 decoders accept stays far below the memory limit.
 
+A quarter of the mutations change the option bytes too; half of the others
+make the PNG chunks' CRCs right again, and some of those set a large width
+and height, so that the fuzzer gets past Pillow's CRC check to the
+decoders and the pixel limit.
+
 Documented error: ``ImageDecodeError`` (a ``ValueError``).  A decoded image
 must be uint8 of the shape the options ask for; and where a fast decoder
 took the file and Pillow decodes it too, the pixels must be the same (the
@@ -21,8 +26,10 @@ Usage, from tests/fuzz::
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import random
 import sys
 import warnings
+import zlib
 from pathlib import Path
 
 import atheris
@@ -86,9 +93,46 @@ def test_one_input(data):
             raise AssertionError("the fast decoder and Pillow give other pixels")
 
 
+def _fixed_png(data, rng):
+    """``data`` with every PNG chunk's CRC made right again (Pillow refuses a
+    wrong one at once), and sometimes a large width and height in IHDR: the
+    way to the pixel limit and past the decoders' first checks."""
+    if not data.startswith(_decode._PNG_SIGNATURE):
+        return data
+    data = bytearray(data)
+    if rng.random() < 0.25 and len(data) >= 33 and data[12:16] == b"IHDR":
+        for at in (16, 20):  # width, height
+            data[at : at + 4] = rng.choice([0, 1, 2048, 4096, 65535, 2**31]).to_bytes(
+                4, "big"
+            )
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        end = pos + 12 + length
+        if end > len(data):
+            break
+        data[end - 4 : end] = zlib.crc32(data[pos + 4 : end - 4]).to_bytes(4, "big")
+        pos = end
+    return bytes(data)
+
+
+def mutate(data, max_size, seed):
+    """libFuzzer's mutation of the file (the option bytes kept apart half
+    the time), then, half the time, the PNG chunks' CRCs made right."""
+    rng = random.Random(seed)
+    if len(data) < 4 or rng.random() < 0.25:
+        return atheris.Mutate(data, max_size)
+    options, image = data[:4], data[4:]
+    image = atheris.Mutate(image, max_size - 4)
+    if rng.random() < 0.5:
+        image = _fixed_png(image, rng)
+    return (options + image)[:max_size]
+
+
 if __name__ == "__main__":
     _harness.run(
         test_one_input,
         warm_up=next(SEEDS.iterdir()).read_bytes(),
         max_len=64 * 1024,
+        custom_mutator=mutate,
     )
