@@ -66,10 +66,12 @@ def _tree(folder):
     return write_image_folder(images, np.arange(400) % 4, Path(folder) / "pics")
 
 
-def _default_sigint():
-    # A shell's background job starts with SIGINT ignored, and the command
-    # (rightly) leaves an ignored signal ignored: give it the default.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _default_signals():
+    # A shell's background job starts with SIGINT ignored (nohup: SIGHUP),
+    # and the command rightly leaves an ignored signal ignored: give it the
+    # default, as in a terminal.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _start(argv, env):
@@ -80,7 +82,7 @@ def _start(argv, env):
         env=env,
         text=True,
         start_new_session=True,  # its own process group, as a terminal job
-        preexec_fn=_default_sigint,
+        preexec_fn=_default_signals,
     )
 
 
@@ -111,6 +113,15 @@ def main():
     parser.add_argument("--load", type=int, default=2, help="CPU burners beside")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--signal",
+        default="INT",
+        choices=["INT", "TERM", "HUP"],
+        help="the signal sent (default INT, a Ctrl-C)",
+    )
+    parser.add_argument(
+        "--min-delay", type=float, default=0.0, help="the shortest delay in seconds"
+    )
+    parser.add_argument(
         "--max-delay",
         type=float,
         default=None,
@@ -123,6 +134,10 @@ def main():
     )
     args = parser.parse_args()
 
+    sig = getattr(signal, "SIG" + args.signal)
+    said = {"INT": "interrupted", "TERM": "terminated (SIGTERM)"}.get(
+        args.signal, "hung up (SIGHUP)"
+    )
     rng = random.Random(args.seed)
     stop = multiprocessing.Event()
     burners = [
@@ -159,26 +174,26 @@ def main():
                 span = args.max_delay
             print(
                 f"an uninterrupted run: {whole:.2f} s, its handler in place after "
-                f"{to_handler:.3f} s; delays 0-{span:.2f} s from the "
+                f"{to_handler:.3f} s; delays {args.min_delay}-{span:.2f} s from the "
                 + ("process's start" if args.from_start else "handler"),
                 flush=True,
             )
             for i in range(args.tries):
                 model = out / f"m{i}.npz"
-                delay = rng.uniform(0, span)
+                delay = rng.uniform(args.min_delay, span)
                 child = _start([*argv, str(model)], env)
                 if not args.from_start:
                     _wait_for_handler(child)
                 time.sleep(delay)
                 in_place = _handler_in_place(child.pid)
                 try:
-                    os.killpg(child.pid, signal.SIGINT)
+                    os.killpg(child.pid, sig)
                 except ProcessLookupError:  # it had finished
                     pass
                 _, err = child.communicate(timeout=600)
                 rc = child.returncode
                 good = (rc == 0 and err == "") or (
-                    rc == 130 and err == "sk-template: interrupted\n"
+                    rc == 128 + sig and err == f"sk-template: {said}\n"
                 )
                 leftovers = [p.name for p in out.iterdir() if p.name[0] == "."]
                 if not in_place and child.returncode != 0:
@@ -200,8 +215,9 @@ def main():
         for b in burners:
             b.join()
     print(
-        f"{args.tries} tries in {time.monotonic() - started:.0f} s, load "
-        f"{args.load}: {dict(outcomes)}; {len(bad)} bad"
+        f"{args.tries} tries of SIG{args.signal} in "
+        f"{time.monotonic() - started:.0f} s, load {args.load}: "
+        f"{dict(outcomes)}; {len(bad)} bad"
     )
     if early:
         print(f"before the handler was in place (Python's start-up): {dict(early)}")
