@@ -107,6 +107,17 @@ def _wait_for_handler(child, deadline=120):
     return time.monotonic() - start
 
 
+def _sleep_watching(child, seconds):
+    """Sleep ``seconds``, looking all the while whether ``child``'s handler
+    is in place; return whether it ever was."""
+    end = time.monotonic() + seconds
+    seen = False
+    while time.monotonic() < end:
+        seen = seen or _handler_in_place(child.pid)
+        time.sleep(0.0005)
+    return seen or _handler_in_place(child.pid)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tries", type=int, default=200)
@@ -182,10 +193,13 @@ def main():
                 model = out / f"m{i}.npz"
                 delay = rng.uniform(args.min_delay, span)
                 child = _start([*argv, str(model)], env)
-                if not args.from_start:
+                if args.from_start:
+                    # Whether the handler was ever in place before the signal.
+                    handled = _sleep_watching(child, delay)
+                else:
                     _wait_for_handler(child)
-                time.sleep(delay)
-                in_place = _handler_in_place(child.pid)
+                    handled = True
+                    time.sleep(delay)
                 try:
                     os.killpg(child.pid, sig)
                 except ProcessLookupError:  # it had finished
@@ -196,7 +210,7 @@ def main():
                     rc == 128 + sig and err == f"sk-template: {said}\n"
                 )
                 leftovers = [p.name for p in out.iterdir() if p.name[0] == "."]
-                if not in_place and child.returncode != 0:
+                if not handled and child.returncode != 0:
                     # Python's start-up, before any sk_template code ran.
                     early[rc if good else f"{rc} (Python's default)"] += 1
                     continue
