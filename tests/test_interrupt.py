@@ -204,6 +204,34 @@ def test_a_signal_the_process_ignores_stays_ignored(tmp_path, program):
     assert result.stdout == f"True True {program} {not program}\n", result.stderr
 
 
+SIGNAL_AT_EXIT = """
+import atexit, os, sys
+# Registered first, so run last of the exit functions: the interpreter is
+# shutting down, the command's work long done.
+atexit.register(os.kill, os.getpid(), int(sys.argv.pop(1)))
+from sk_template.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_the_finished_command_exits_changes_nothing(tmp_path, sig):
+    # tests/stress/ctrl_c.py --signal TERM, delays near the end of a run:
+    # half the signals came after the handlers were put back, and SIGTERM's
+    # default killed a command that had finished (rc -15); so did
+    # test_ctrl_c_or_sigterm_at_any_moment[SIGTERM] now and then.
+    result = subprocess.run(
+        [sys.executable, "-c", SIGNAL_AT_EXIT, str(int(sig)), "--version"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=120,
+        preexec_fn=_default_signals,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("sk-template ")
+
+
 DURING_AN_IMPORT = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
