@@ -27,8 +27,10 @@ A finding is
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import glob
 import os
 import resource
+import shutil
 import sys
 import tempfile
 
@@ -82,6 +84,17 @@ def run(test_one_input, *, warm_up, max_len, custom_mutator=None):
 
 
 def scratch_file(name):
-    """A path for the harness's input file, in memory where there is a tmpfs."""
-    folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    return os.path.join(tempfile.mkdtemp(prefix="sk-fuzz-", dir=folder), name)
+    """A path for the harness's input file, in memory where there is a tmpfs.
+
+    libFuzzer ends the process with C's ``exit``, which runs no Python exit
+    function: so each folder is named after its process, and the folders of
+    processes that are gone are removed here, at the next start.
+    """
+    root = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    for old in glob.glob(os.path.join(root, "sk-fuzz-*")):
+        pid = old.rsplit("-", 1)[-1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = os.path.join(root, f"sk-fuzz-{os.getpid()}")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, name)

@@ -13,11 +13,8 @@ Usage, from tests/fuzz::
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import atexit
 import gzip
-import os
 import random
-import shutil
 import sys
 import zlib
 from pathlib import Path
@@ -32,7 +29,6 @@ with atheris.instrument_imports(include=["sk_template", "gzip"]):
     from sk_template.datasets import _idx, read_idx
 
 PATH = _harness.scratch_file("data-idx")
-atexit.register(shutil.rmtree, os.path.dirname(PATH), True)
 SEEDS = Path(__file__).resolve().parent / "corpus" / "idx"
 
 

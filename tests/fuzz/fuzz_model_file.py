@@ -18,11 +18,8 @@ Usage, from tests/fuzz::
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import atexit
 import io
-import os
 import random
-import shutil
 import sys
 import warnings
 import zipfile
@@ -50,7 +47,6 @@ torch.set_num_threads(1)
 # feature names the model was fitted with.
 warnings.simplefilter("ignore")
 PATH = _harness.scratch_file("model.npz")
-atexit.register(shutil.rmtree, os.path.dirname(PATH), True)
 SEEDS = Path(__file__).resolve().parent / "corpus" / "model_file"
 
 
