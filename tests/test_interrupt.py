@@ -232,6 +232,44 @@ def test_a_signal_while_the_finished_command_exits_changes_nothing(tmp_path, sig
     assert result.stdout.startswith("sk-template ")
 
 
+IN_A_FINALIZER = """
+import os, sys, time
+from sk_template.cli import _main, main
+
+class Finalized:
+    def __del__(self):
+        os.kill(os.getpid(), int(sys.argv.pop(1)))
+        for _ in range(100_000):  # the handler runs here, in the finalizer
+            pass
+
+def command(argv):
+    Finalized()  # finalized at once: the signal lands in __del__
+    time.sleep(60)  # the signal is delivered again, and raised, by now
+    print("not interrupted")
+    return 0
+
+_main.main = command
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("sig", list(SAID), ids=lambda s: signal.Signals(s).name)
+def test_a_signal_in_a_finalizer_is_raised_after_it(tmp_path, sig):
+    # tests/stress/ctrl_c.py, 1 of 1,000 Ctrl-Cs: the signal landed in the
+    # import system's module-lock weakref callback, where Python printed the
+    # KeyboardInterrupt ("Exception ignored in ...") and dropped it.
+    result = subprocess.run(
+        [sys.executable, "-c", IN_A_FINALIZER, str(int(sig)), "fit"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=120,
+        preexec_fn=_default_signals,
+    )
+    assert (result.returncode, result.stderr) == SAID[sig]
+    assert result.stdout == ""  # raised in the sleep, not after it
+
+
 DURING_AN_IMPORT = """
 import sys, time
 sys.path.insert(0, sys.argv[1])

@@ -24,6 +24,14 @@ thread again once the import is over, where it is raised.
 A Ctrl-C during ``import torch`` therefore takes effect when that import
 ends, a second or two later at most.
 
+Nor can the handler raise where Python would drop the exception: a signal
+that lands in a finalizer (``__del__``) or a weakref callback (the import
+system's module locks have one) has its ``KeyboardInterrupt`` printed as
+"Exception ignored in ..." and lost.  While the command runs, an
+unraisable-exception hook (``sys.unraisablehook``) keeps such an interrupt
+quiet and has the watcher thread send the signal again, to be raised where
+the main thread is next.
+
 The handler also notes which signal came, and whatever exception then ends
 the command is reported as the signal it is (code that catches the
 ``KeyboardInterrupt`` on its way may turn it into another exception).
@@ -97,23 +105,46 @@ def _stop_deferred():
         _deferred.join()
 
 
+def _deliver_later(signum):
+    """Have the watcher thread send ``signum`` to the main thread again once
+    it is not importing (one watcher at a time: later signals are the same
+    interrupt)."""
+    global _deferred
+    if _deferred is None or not _deferred.is_alive():
+        stop = threading.Event()
+        _deferred = threading.Thread(
+            target=_deliver_after_import,
+            args=(signum, stop),
+            name="sk-template-deferred-signal",
+            daemon=True,
+        )
+        _deferred.stop = stop
+        _deferred.start()
+
+
 def _on_signal(signum, frame):
-    global _seen, _deferred
+    global _seen
     if _seen is None:
         _seen = signum
     if _importing(frame):
-        if _deferred is None or not _deferred.is_alive():
-            stop = threading.Event()
-            _deferred = threading.Thread(
-                target=_deliver_after_import,
-                args=(signum, stop),
-                name="sk-template-deferred-signal",
-                daemon=True,
-            )
-            _deferred.stop = stop
-            _deferred.start()
+        _deliver_later(signum)
         return
     raise KeyboardInterrupt
+
+
+def _unraisable_hook(previous):
+    """A ``sys.unraisablehook`` that, for the interrupt raised by
+    :func:`_on_signal` in a finalizer or weakref callback (where Python
+    would print and drop it), sends the signal again instead; anything else
+    goes to ``previous``."""
+
+    def hook(unraisable):
+        if _seen is not None and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _deliver_later(_seen)
+        else:
+            previous(unraisable)
+
+    return hook
 
 
 def interrupted():
@@ -175,10 +206,16 @@ def handling_interrupts(program):
                 previous[signum] = signal.signal(signum, _on_signal)
     except ValueError:  # not the main thread: leave signals alone
         pass
+    previous_hook = sys.unraisablehook
+    if previous:
+        sys.unraisablehook = _unraisable_hook(previous_hook)
     try:
         yield
     finally:
         try:
             _stop_deferred()
         finally:
-            _put_back(previous, program)
+            try:
+                _put_back(previous, program)
+            finally:
+                sys.unraisablehook = previous_hook
