@@ -130,6 +130,8 @@ SPNG_MAX_BYTES = 8192
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 # Below this many files a single process is faster than starting workers.
 MIN_FILES_PER_JOB = 1000
+# Bytes an image file may hold besides its pixels (see max_file_bytes).
+METADATA_BYTES = 64 << 20
 
 
 def read_file(path):
@@ -181,12 +183,13 @@ def max_file_bytes():
 
     No image file within twice ``PIL.Image.MAX_IMAGE_PIXELS`` (over which
     :func:`check_pixel_limit` refuses it anyway) is larger: 8 bytes a pixel
-    (16-bit RGBA, uncompressed) and 64 MiB of metadata. With Pillow's default
+    (16-bit RGBA, uncompressed) and :data:`METADATA_BYTES` (64 MiB) of
+    metadata. With Pillow's default
     limit that is 1.5 GB; it keeps a huge or hostile file (local, or an
     object in a bucket) from being read into memory at all.
     """
     limit = Image.MAX_IMAGE_PIXELS
-    return None if limit is None else 16 * int(limit) + (64 << 20)
+    return None if limit is None else 16 * int(limit) + METADATA_BYTES
 
 
 def too_large(size, limit):

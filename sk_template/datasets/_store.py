@@ -350,9 +350,16 @@ class FsspecStore:
         return path.lstrip("/").split("/", 1)[0]
 
     def _list(self, path):
-        """Every key under ``path``, from one ``fs.find``, as a tree."""
+        """Every key under ``path``, from one ``fs.find``, as a tree.
+
+        The file system's own cache of listings (s3fs keeps one) is dropped
+        before and after: a listing is always the store's current one, never
+        an earlier load's, and the store's is not held twice in memory.
+        """
         try:
+            self.fs.invalidate_cache(path)
             entries = self.fs.find(path, withdirs=True, detail=True)
+            self.fs.invalidate_cache(path)
         except FileNotFoundError:
             entries = {}
         except PermissionError as exc:
