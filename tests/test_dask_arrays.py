@@ -91,7 +91,7 @@ def test_blocks_decode_their_files_when_computed(folder, monkeypatch):
     )
 
 
-def test_a_bad_file_fails_its_block_or_is_left_out(folder, digits):
+def test_a_bad_file_fails_its_block_or_is_left_out(folder, digits, caplog):
     images, labels = digits
     bad = folder / str(labels[250]) / "zz.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
@@ -101,23 +101,30 @@ def test_a_bad_file_fails_its_block_or_is_left_out(folder, digits):
     X, y = image_folder_to_dask(folder, chunk_size=64, on_error="skip")
     assert np.isnan(X.shape[0]) and all(np.isnan(c) for c in X.chunks[0])
     assert X.numblocks == (5, 1) and y.numblocks == (5,)
-    with pytest.warns(SkippedImagesWarning, match="zz.png"):
+    with caplog.at_level("WARNING", logger="sk_template.datasets"):
         Xc, yc = dask.compute(X, y)
+    (record,) = caplog.records  # one block skipped a file
+    assert "Skipped 1 unreadable image file(s) of a block" in record.getMessage()
+    assert "zz.png" in record.getMessage()
     with pytest.warns(SkippedImagesWarning):
         local = load_image_folder(folder, on_error="skip", cache=False)
     np.testing.assert_array_equal(Xc, local.data)
     np.testing.assert_array_equal(yc, local.target)
     # Blocks of unknown length still fit and score, paired with their labels.
-    with pytest.warns(SkippedImagesWarning):
-        model = fit_dask(
-            NearestMeanImageClassifier(), X, y, classes=list_classes(folder)
-        )
+    model = fit_dask(NearestMeanImageClassifier(), X, y, classes=list_classes(folder))
     reference = NearestMeanImageClassifier().fit(local.data, local.target)
     np.testing.assert_allclose(model.centroids_, reference.centroids_)
-    with pytest.warns(SkippedImagesWarning):
-        assert model.score(X, y) == reference.score(local.data, local.target)
+    assert model.score(X, y) == reference.score(local.data, local.target)
     with pytest.raises(ValueError, match="unknown chunk sizes"):
         model.score(X, local.target)
+    # And once computed, the chunk sizes are known, as for any dask array.
+    X, y = dask.persist(X, y)
+    X.compute_chunk_sizes()
+    y.compute_chunk_sizes()
+    assert sum(X.chunks[0]) == len(local.data) and y.chunks == (X.chunks[0],)
+    model = fit_dask(NearestMeanImageClassifier(), X, y)
+    np.testing.assert_allclose(model.centroids_, reference.centroids_)
+    assert model.score(X, local.target) == reference.score(local.data, local.target)
 
 
 def test_image_folder_to_dask_refuses_what_it_cannot_do(folder, tmp_path):

@@ -1,5 +1,6 @@
 """An image folder as dask arrays whose blocks decode their own files."""
 
+import logging
 import math
 import numbers
 import warnings
@@ -14,6 +15,11 @@ from ._folder import _check_options, _special_files, _to_dtype
 from ._store import open_store
 
 __all__ = ["image_folder_to_dask"]
+
+# Where the blocks say which files they left out: a worker's warnings are
+# shown once per place in the code, and only in its own output, while a
+# logger reports each block, in the logs dask collects (get_worker_logs).
+logger = logging.getLogger("sk_template.datasets")
 
 # Most files one block decodes, whatever their size: enough blocks for every
 # worker of a cluster, and little to decode again when a worker is lost.
@@ -45,9 +51,8 @@ def _block_rows(chunk_size, row_bytes):
 def _decode_block(store, paths, sizes, labels, pixels, shape, on_error, dtype):
     """One block: the rows of ``paths``, decoded where the task runs.
 
-    With ``on_error="skip"``, the rows of unreadable files are left out (with
-    a :class:`SkippedImagesWarning` in the worker's log) and the block's
-    labels are returned with its rows.
+    With ``on_error="skip"``, the rows of unreadable files are left out (and
+    logged, see ``logger``) and the block's labels are returned with its rows.
     """
     mode, size, resize = pixels
     decoder = BatchDecoder(
@@ -64,11 +69,10 @@ def _decode_block(store, paths, sizes, labels, pixels, shape, on_error, dtype):
     if on_error == "raise":
         return X
     if skipped:
-        warnings.warn(
-            f"Skipped {len(skipped)} unreadable image file(s) of a block: "
-            + "; ".join(f"{p} ({r})" for p, r in skipped),
-            SkippedImagesWarning,
-            stacklevel=2,
+        logger.warning(
+            "Skipped %d unreadable image file(s) of a block: %s",
+            len(skipped),
+            "; ".join(f"{p} ({r})" for p, r in skipped),
         )
     return X, labels if keep is None else labels[keep]
 
@@ -129,12 +133,13 @@ def image_folder_to_dask(
     on_error : {"raise", "skip"}, default="raise"
         What a block does with a file it cannot decode: raise
         :class:`ImageDecodeError` naming it (the computation fails), or leave
-        its row out with a :class:`SkippedImagesWarning` in the worker's
-        log. With ``"skip"`` the number of rows of a block is known only once
-        it is computed: the chunk sizes along the rows are NaN, as dask
-        arrays from data-dependent filters are, which :func:`~sk_template.
-        fit_dask` and the estimator's methods accept (``X.compute_chunk_sizes()``
-        makes them known, by decoding every block).
+        its row out, logged as a warning by the ``sk_template.datasets``
+        logger (in the worker's log). With ``"skip"`` the number of rows of a
+        block is known only once it is computed: the chunk sizes along the
+        rows are NaN, as those of dask arrays from data-dependent filters
+        are, which :func:`~sk_template.fit_dask` and the estimator's methods
+        accept; ``compute_chunk_sizes()`` makes them known (cheaply after
+        ``persist``).
     allow_empty : bool, default=False
         Skip class folders that contain no images instead of raising.
     extensions : list of str, default=None
