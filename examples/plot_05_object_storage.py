@@ -72,7 +72,7 @@ cluster = LocalCluster(
     n_workers=2,
     threads_per_worker=1,
     processes=False,  # threads: they see this process's memory:// folder
-    dashboard_address=None,
+    dashboard_address=":0",  # any free port, never a fixed one
 )
 client = Client(cluster)
 X, y = image_folder_to_dask("memory://digits", chunk_size=400, on_error="skip")

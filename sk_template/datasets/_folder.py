@@ -167,19 +167,31 @@ def load_image_folder(
     modification time was put back (``cp -p``, ``rsync -t``, ``tar x``). The
     cache's own folder, ``image_folder_cache``, is never taken for a class.
 
+    A folder in a bucket (``root`` a URL) is loaded the same way: it is listed
+    once, its files are read with bounded concurrency, and the cache is
+    checked against what the store lists for each file (size, ETag or version,
+    modified time), so a replaced object is never served from it. Object
+    "folder" markers (keys ending in "/") are folders; keys with an empty or
+    hidden segment are skipped; an object that changes while the folder is
+    read is a bad file.
+
     Files from anyone: an entry named like an image that is not a regular file
     (a FIFO, a device, a socket) is never opened, and is a bad file. An image
     larger than ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's guard against
     decompression bombs, about 89 million pixels) is decoded with Pillow's
     ``DecompressionBombWarning``; one over twice that is a bad file, refused
     from its header before any pixel is decoded. Raise the limit (or set it
-    to None) to load larger images. A load whose pixels would not fit in the
-    machine's memory is refused before anything is allocated.
+    to None) to load larger images; a file larger than any image within it
+    can be is a bad file, never read. A load whose pixels would not fit in
+    the machine's memory is refused before anything is allocated.
 
     Parameters
     ----------
     root : str or path-like
-        The folder holding the class folders, or the split folders.
+        The folder holding the class folders, or the split folders: a path,
+        or a URL of any fsspec file system (``s3://bucket/prefix``,
+        ``gs://bucket/prefix``, ``memory://name``, ``file://...``; see
+        ``storage_options``).
     split : str, default=None
         Name of the split folder to load when ``root`` holds splits. Required
         then; the error lists the splits found.
@@ -249,6 +261,10 @@ def load_image_folder(
         taken a second. ``None`` shows it on a terminal or in a notebook but
         not in a log file or a pipe, ``True`` shows it everywhere, ``False``
         never.
+    storage_options : dict, default=None
+        Options for the fsspec file system of a URL ``root`` (credentials, an
+        endpoint, ``anon=True``, ...), as pandas and dask take them. ``s3://``
+        needs s3fs and ``gs://`` gcsfs (``pip install sk_template[cloud]``).
 
     Returns
     -------
@@ -276,6 +292,9 @@ def load_image_folder(
     ------
     FileNotFoundError
         ``root`` does not exist.
+    PermissionError
+        The store of a URL ``root`` refused the credentials; the message
+        names the bucket.
     NotADirectoryError
         ``root`` is a file.
     ImageDecodeError
@@ -492,7 +511,10 @@ def iter_image_folder(
     Parameters
     ----------
     root : str or path-like
-        The folder holding the class folders, or the split folders.
+        The folder holding the class folders, or the split folders: a path,
+        or a URL of any fsspec file system (``s3://bucket/prefix``,
+        ``gs://bucket/prefix``, ``memory://name``, ``file://...``; see
+        ``storage_options``).
     split : str, default=None
         Name of the split folder to load when ``root`` holds splits.
     batch_size : int, default=1024
@@ -523,6 +545,10 @@ def iter_image_folder(
         File extensions to treat as images, as in :func:`load_image_folder`.
     n_jobs : int, default=None
         Number of joblib workers decoding each batch.
+    storage_options : dict, default=None
+        Options for the fsspec file system of a URL ``root`` (credentials, an
+        endpoint, ``anon=True``, ...), as pandas and dask take them. ``s3://``
+        needs s3fs and ``gs://`` gcsfs (``pip install sk_template[cloud]``).
 
     Yields
     ------
@@ -633,12 +659,19 @@ def list_classes(root, *, split=None, extensions=None, storage_options=None):
     Parameters
     ----------
     root : str or path-like
-        The folder holding the class folders, or the split folders.
+        The folder holding the class folders, or the split folders: a path,
+        or a URL of any fsspec file system (``s3://bucket/prefix``,
+        ``gs://bucket/prefix``, ``memory://name``, ``file://...``; see
+        ``storage_options``).
     split : str, default=None
         Name of the split folder when ``root`` holds splits.
     extensions : list of str, default=None
         File extensions to treat as images (used to tell class folders from
         split folders).
+    storage_options : dict, default=None
+        Options for the fsspec file system of a URL ``root`` (credentials, an
+        endpoint, ``anon=True``, ...), as pandas and dask take them. ``s3://``
+        needs s3fs and ``gs://`` gcsfs (``pip install sk_template[cloud]``).
 
     Returns
     -------

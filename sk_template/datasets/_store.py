@@ -159,8 +159,6 @@ class LocalStore:
     sep = os.sep
     #: Joblib's worker processes see the same files.
     shareable = True
-    #: Whether the reader needs each file's listed size.
-    needs_sizes = False
 
     def __reduce__(self):
         return _local_store, ()
@@ -304,7 +302,6 @@ class FsspecStore:
     """
 
     sep = "/"
-    needs_sizes = True
 
     def __init__(self, fs, url, path, storage_options=None):
         self.fs = fs
@@ -312,7 +309,6 @@ class FsspecStore:
         self.url = url.rstrip("/")
         if self.url.endswith(":"):  # the store's root itself: memory://
             self.url += "//"
-        self.protocol = url.split("://", 1)[0]
         self.identity_options = _identity_options(storage_options or {})
         self._listings, self._sizes = {}, {}
 
@@ -371,8 +367,6 @@ class FsspecStore:
                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY environment "
                 "variables or ~/.aws/credentials)."
             ) from exc
-        except OSError:
-            raise
         except Exception as exc:  # network errors of the storage library
             raise OSError(
                 f"Cannot list {self.display(path)!r} ({type(exc).__name__}: {exc}). "
