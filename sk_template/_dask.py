@@ -9,8 +9,9 @@ model enters the graph once, as one key that every task depends on, so it
 travels to each worker once rather than once per block. ``score`` computes
 the accuracy block by block and returns a float.
 
-This module is imported only when a method is given a dask array, and it is
-the only place that dispatches on one: numpy in, numpy out stays as it is.
+dask itself is imported only when a method is given a dask array, and this
+module is the only place that dispatches on one: numpy in, numpy out stays
+as it is.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause

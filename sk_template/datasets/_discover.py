@@ -5,6 +5,10 @@ may sit in nested folders inside a class folder (they belong to that class).
 Hidden entries (names starting with "."), non-image files, ``__MACOSX`` and
 the cache's own folder are ignored. Entries named like images that are not
 regular files (FIFOs, devices, sockets) are listed apart and never opened.
+
+The rules are written once, over a *store* (see :mod:`._store`) that lists
+folders: the local disk, through the functions below that walk it with
+``os.scandir`` and ``os.stat``, or any fsspec file system, from one listing.
 """
 
 import hashlib
@@ -434,13 +438,15 @@ class Listing:
 
     ``rels[k]`` lists class ``k``'s files in file-system order and
     ``stamps[k]`` their sizes, mtimes, ctimes and inodes (when listed with
-    ``stat=True``); :meth:`ordered` gives the deterministic order.
+    ``stat=True``; for a folder in another store, their sizes, versions and
+    modified times as it lists them); :meth:`ordered` gives the
+    deterministic order.
     ``special`` holds ``(relpath, reason)`` of the entries named like images
     that are not regular files (FIFOs, devices, sockets), which are not in
     ``rels``: they are bad files, never opened.
     """
 
-    base: Path
+    base: Path | str  # a Path on the local disk, else the store's path
     class_dirs: list
     target_names: np.ndarray
     rels: list
