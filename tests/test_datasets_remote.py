@@ -384,7 +384,9 @@ def bucket(s3_server):
     return s3_server.bucket(f"sk-test-{uuid.uuid4().hex[:8]}")
 
 
-def test_an_s3_folder_loads_as_the_same_local_folder(s3_server, bucket, tmp_path):
+def test_an_s3_folder_loads_as_the_same_local_folder(
+    s3_server, bucket, tmp_path, monkeypatch
+):
     files = messy_folder()
     root = write_local(files, tmp_path / "local")
     url = s3_server.upload(root, bucket, "data/digits")
@@ -399,6 +401,10 @@ def test_an_s3_folder_loads_as_the_same_local_folder(s3_server, bucket, tmp_path
     remote = load_image_folder(url, storage_options=options)
     local = load_image_folder(root, cache=False)
     assert_same_load(remote, local, url, root)
+    # Decoded by joblib's worker processes, each with its own connections.
+    monkeypatch.setattr(_decode, "MIN_FILES_PER_JOB", 2)
+    parallel = load_image_folder(url, storage_options=options, n_jobs=2, cache=False)
+    assert_same_load(parallel, local, url, root)
     assert remote.filenames[0] == f"s3://{bucket}/data/digits/2/1.png"
     np.testing.assert_array_equal(list_classes(url, storage_options=options), [2, 10])
     # From the cache, with the credentials nowhere in it.
