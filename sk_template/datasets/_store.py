@@ -507,8 +507,9 @@ class FsspecStore:
             paths = [self._path(u) for u, _ in wanted]
             # Up to one byte past the listed size: a larger object (replaced
             # since the listing) shows as one, and is never read whole. A size
-            # the listing did not give (-1) reads the whole object.
-            ends = [s + 1 if s > 0 else None for _, s in wanted]
+            # the listing did not give (-1) reads up to one byte past the limit.
+            unknown = None if limit is None else limit + 1
+            ends = [s + 1 if s > 0 else unknown for _, s in wanted]
             kwargs = {"on_error": "return"}
             if getattr(self.fs, "async_impl", False):
                 kwargs["batch_size"] = FETCH_CONCURRENCY
@@ -523,17 +524,24 @@ class FsspecStore:
             elif url not in got:
                 yield ImageDecodeError(url, too_large(size, limit))
             else:
-                yield _checked(url, size, got[url])
+                yield _checked(url, size, got[url], limit)
 
 
-def _checked(url, size, data):
-    """``data`` read for ``url`` listed at ``size`` bytes, or the error."""
+def _checked(url, size, data, limit):
+    """``data`` read for ``url`` listed at ``size`` bytes (-1: not listed),
+    or the error."""
     if isinstance(data, BaseException):
         if isinstance(data, FileNotFoundError):
             reason = "cannot read it: it was deleted since it was listed"
         else:
             reason = f"cannot read it ({type(data).__name__}: {data})"
         return ImageDecodeError(url, " ".join(reason.split()))
+    if size < 0 and limit is not None and len(data) > limit:
+        return ImageDecodeError(
+            url,
+            f"more than {limit:,} bytes, more than an image within twice "
+            "PIL.Image.MAX_IMAGE_PIXELS can take: not read whole",
+        )
     if size >= 0 and len(data) != size:
         return ImageDecodeError(
             url,
