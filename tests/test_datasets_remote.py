@@ -251,6 +251,23 @@ def test_pixel_and_size_limits_apply_to_objects(memory_root, monkeypatch):
     assert len(X) == 1 and huge not in read
 
 
+def test_an_object_of_unknown_size_is_read_no_further_than_the_limit(
+    memory_root, monkeypatch
+):
+    """A listing without sizes (some stores give none) still bounds a read."""
+    from sk_template.datasets._store import open_store
+
+    fs, url, path = memory_root
+    fs.pipe_file(f"{path}/a/x.png", png(RNG.integers(0, 256, (60, 60))))
+    fs.pipe_file(f"{path}/a/y.png", png(np.zeros((3, 3))))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(_decode, "METADATA_BYTES", 0)  # limit: 1,600 bytes
+    store, _ = open_store(url)
+    big, small = store.read([f"{url}/a/x.png", f"{url}/a/y.png"], [-1, -1])
+    assert isinstance(big, ImageDecodeError) and "not read whole" in big.reason
+    assert bytes(small) == png(np.zeros((3, 3)))
+
+
 def test_an_object_changed_during_the_load_is_a_bad_file(memory_root, monkeypatch):
     """Read up to one byte past its listed size, an object replaced by a
     larger one (or a smaller one) between the listing and the read is never
