@@ -477,3 +477,50 @@ def test_an_s3_object_replaced_after_a_load_is_never_served_stale(
     assert load_image_folder(f"s3://{bucket}/d", storage_options=options).data[
         :, 0
     ].tolist() == [0, 1, 7]
+
+
+def test_an_s3_folder_is_listed_once_and_read_with_bounded_concurrency(
+    s3_server, bucket, monkeypatch
+):
+    """On an async store (s3fs), one listing of the folder, then every object
+    fetched once, never more than FETCH_CONCURRENCY requests in flight, and
+    more than one at a time (the concurrency is real)."""
+    import asyncio
+
+    import s3fs
+
+    from sk_template.datasets import _store
+
+    for i in range(300):
+        s3_server.client.put_object(
+            Bucket=bucket, Key=f"d/{i % 3}/{i}.png", Body=png(np.full((2, 2), i % 256))
+        )
+    monkeypatch.setattr(_store, "FETCH_CONCURRENCY", 8)
+    fetched, in_flight, most = [], [0], [0]
+    listings = []
+    real_cat, real_find = s3fs.S3FileSystem._cat_file, s3fs.S3FileSystem.find
+
+    async def cat_file(self, path, *args, **kwargs):
+        fetched.append(path)
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        try:
+            await asyncio.sleep(0.01)  # a slower network: requests overlap
+            return await real_cat(self, path, *args, **kwargs)
+        finally:
+            in_flight[0] -= 1
+
+    def find(self, path, *args, **kwargs):
+        listings.append(path)
+        return real_find(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_cat_file", cat_file)
+    monkeypatch.setattr(s3fs.S3FileSystem, "find", find)
+    bunch = load_image_folder(
+        f"s3://{bucket}/d", storage_options=s3_server.storage_options(), cache=False
+    )
+    numbers = [int(f.rsplit("/", 1)[1][:-4]) for f in bunch.filenames]
+    np.testing.assert_array_equal(bunch.data[:, 0], np.array(numbers) % 256)
+    assert len(listings) == 1
+    assert sorted(fetched) == sorted(f[len("s3://") :] for f in bunch.filenames)
+    assert 1 < most[0] <= 8
