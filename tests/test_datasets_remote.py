@@ -375,6 +375,23 @@ def test_no_cloud_library_is_imported_for_local_and_memory_folders(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+def test_each_url_imports_its_own_library_only():
+    """gs:// brings in gcsfs and not s3fs; s3:// s3fs and not gcsfs (no
+    request is made: the file system is only made)."""
+    pytest.importorskip("gcsfs")
+    pytest.importorskip("s3fs")
+    code = (
+        "import sys\n"
+        "from sk_template.datasets._store import open_store\n"
+        "open_store('gs://some-bucket/x', {'token': 'anon'})\n"
+        "assert 'gcsfs' in sys.modules and 's3fs' not in sys.modules\n"
+        "open_store('s3://some-bucket/x', {'anon': True})\n"
+        "assert 's3fs' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_command_line_takes_urls(memory_root, tmp_path, capsys):
     from sk_template.cli import main
 
