@@ -45,6 +45,8 @@ from ._core import (
     resolve_device,
     shrink_centroids,
 )
+from ._dask import dask_dispatch, is_dask_array
+from ._dask import score as dask_score
 
 # Centroids prepared on a device, per estimator.  Kept outside the estimator's
 # __dict__ so that it is never pickled, cloned or compared.
@@ -682,13 +684,17 @@ class NearestMeanImageClassifier(
             X, centroids, batch_size=self.batch_size, reduce=reduce
         )
 
+    @dask_dispatch
     def transform(self, X):
         """Distance from each sample to each class centroid.
 
         Parameters
         ----------
-        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
-            Images, one flattened image per row.
+        X : {array-like, torch.Tensor, dask.array.Array} of shape \
+                (n_samples, n_features)
+            Images, one flattened image per row. Given a dask array, the
+            result is a dask array computed lazily, one task per block of
+            rows (see :ref:`distributed`).
 
         Returns
         -------
@@ -711,6 +717,7 @@ class NearestMeanImageClassifier(
             mean_sq_norm=self._fitted_stats().mean_sq_norm() if cosine else None,
         )
 
+    @dask_dispatch
     def decision_function(self, X):
         """Log posterior of each class, up to a constant per sample.
 
@@ -729,8 +736,11 @@ class NearestMeanImageClassifier(
 
         Parameters
         ----------
-        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
-            Images, one flattened image per row.
+        X : {array-like, torch.Tensor, dask.array.Array} of shape \
+                (n_samples, n_features)
+            Images, one flattened image per row. Given a dask array, the
+            result is a dask array computed lazily, one task per block of
+            rows (see :ref:`distributed`).
 
         Returns
         -------
@@ -741,13 +751,17 @@ class NearestMeanImageClassifier(
         """
         return self._map_distances(X, "decision_function")
 
+    @dask_dispatch
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`.
 
         Parameters
         ----------
-        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
-            Images, one flattened image per row.
+        X : {array-like, torch.Tensor, dask.array.Array} of shape \
+                (n_samples, n_features)
+            Images, one flattened image per row. Given a dask array, the
+            result is a dask array computed lazily, one task per block of
+            rows (see :ref:`distributed`).
 
         Returns
         -------
@@ -755,13 +769,17 @@ class NearestMeanImageClassifier(
         """
         return self._map_distances(X, "log_proba")
 
+    @dask_dispatch
     def predict_proba(self, X):
         """Probability of each class under the model described in Notes.
 
         Parameters
         ----------
-        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
-            Images, one flattened image per row.
+        X : {array-like, torch.Tensor, dask.array.Array} of shape \
+                (n_samples, n_features)
+            Images, one flattened image per row. Given a dask array, the
+            result is a dask array computed lazily, one task per block of
+            rows (see :ref:`distributed`).
 
         Returns
         -------
@@ -771,6 +789,7 @@ class NearestMeanImageClassifier(
         """
         return self._map_distances(X, "proba")
 
+    @dask_dispatch
     def predict(self, X):
         """Label of the most probable class: with uniform priors, the nearest
         centroid.
@@ -779,8 +798,11 @@ class NearestMeanImageClassifier(
 
         Parameters
         ----------
-        X : {array-like, torch.Tensor} of shape (n_samples, n_features)
-            Images, one flattened image per row.
+        X : {array-like, torch.Tensor, dask.array.Array} of shape \
+                (n_samples, n_features)
+            Images, one flattened image per row. Given a dask array, the
+            result is a dask array computed lazily, one task per block of
+            rows (see :ref:`distributed`).
 
         Returns
         -------
@@ -789,6 +811,31 @@ class NearestMeanImageClassifier(
         """
         index = self._map_distances(X, "predict")
         return self.classes_[index]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on ``X`` and ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, torch.Tensor, dask.array.Array} of shape \
+                (n_samples, n_features)
+            Images, one flattened image per row. A dask array is scored block
+            by block where its blocks are.
+        y : array-like of shape (n_samples,)
+            True labels (a dask array chunked like the rows of ``X``, or any
+            array when ``X``'s chunk sizes are known).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            The fraction (weighted by ``sample_weight``) of rows whose
+            :meth:`predict` is ``y``.
+        """
+        if is_dask_array(X):
+            return dask_score(self, X, y, sample_weight)
+        return super().score(X, y, sample_weight=sample_weight)
 
     # ---------------------------------------------------------------- plumbing
     @property

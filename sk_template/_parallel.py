@@ -153,13 +153,20 @@ def fit_dask(estimator, X, y, *, classes=None, sample_weight=None):
     estimator : NearestMeanImageClassifier
         Unfitted template; a fitted clone is returned.
     X : dask.array.Array of shape (n_samples, n_features)
-        Chunked along rows only.
-    y : dask.array.Array of shape (n_samples,)
-        Chunked like the rows of ``X``.
+        Chunked along rows only (column chunks are merged). Its row chunk
+        sizes may be unknown (NaN), as those of
+        :func:`~sk_template.datasets.image_folder_to_dask` with
+        ``on_error="skip"`` are.
+    y : dask.array.Array or array-like of shape (n_samples,)
+        The labels: rechunked like the rows of ``X``, or when those are of
+        unknown size, a dask array with the same blocks (made with ``X``).
     classes : array-like, default=None
-        Every label; computed from ``y`` (one more pass) when omitted.
-    sample_weight : dask.array.Array of shape (n_samples,), default=None
-        Chunked like ``y``.
+        Every label; computed from ``y`` (one more pass, which decodes the
+        images again when ``y`` comes from the same tasks as ``X``) when
+        omitted: pass :func:`~sk_template.datasets.list_classes` of the folder.
+    sample_weight : dask.array.Array or array-like of shape (n_samples,), \
+            default=None
+        Aligned with ``X`` as ``y`` is.
 
     Returns
     -------
@@ -169,12 +176,16 @@ def fit_dask(estimator, X, y, *, classes=None, sample_weight=None):
     import dask
     import dask.array as da
 
+    from ._dask import align_rows
+
     estimator = _check_estimator(estimator)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D; got a dask array of shape {X.shape}.")
     if len(X.chunks[1]) != 1:
         X = X.rechunk({1: -1})
-    y = da.asarray(y).rechunk((X.chunks[0],))
+    # Known row chunks: y and the weights are rechunked to them; unknown ones
+    # (image_folder_to_dask(on_error="skip")): paired block by block.
+    y = align_rows(y, X, "y")
     if classes is None:
         classes = da.unique(y).compute()
     classes = _check_classes(classes)
@@ -183,8 +194,7 @@ def fit_dask(estimator, X, y, *, classes=None, sample_weight=None):
     if sample_weight is None:
         w_blocks = [None] * len(x_blocks)
     else:
-        weights = da.asarray(sample_weight).rechunk((X.chunks[0],))
-        w_blocks = weights.to_delayed().ravel()
+        w_blocks = align_rows(sample_weight, X, "sample_weight").to_delayed().ravel()
     stat = dask.delayed(block_stats, pure=True)
     batch_size = estimator.batch_size
     parts = [

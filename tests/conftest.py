@@ -142,3 +142,118 @@ def fifo_unblocker():
     the FIFO ``path`` fails (reading nothing) instead of hanging the test run;
     its ``opened`` counts such opens."""
     return _Unblocker
+
+
+class S3Server:
+    """A running S3-compatible server: its endpoint, and the credentials of
+    a user allowed everything (any other credentials are refused)."""
+
+    def __init__(self, endpoint, key, secret):
+        self.endpoint, self.key, self.secret = endpoint, key, secret
+        self._boto = None
+
+    def storage_options(self, **changes):
+        """The ``storage_options`` that reach the server with these credentials."""
+        return {
+            "key": self.key,
+            "secret": self.secret,
+            "endpoint_url": self.endpoint,
+            "client_kwargs": {"region_name": "us-east-1"},
+            **changes,
+        }
+
+    @property
+    def client(self):
+        """A boto3 client of the server (to make buckets and put objects)."""
+        if self._boto is None:
+            import boto3
+
+            self._boto = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint,
+                aws_access_key_id=self.key,
+                aws_secret_access_key=self.secret,
+                region_name="us-east-1",
+            )
+        return self._boto
+
+    def bucket(self, name):
+        """A new, empty bucket named ``name``."""
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def upload(self, folder, bucket, prefix):
+        """Put every file under ``folder`` at ``s3://bucket/prefix/<relpath>``;
+        return the URL of the prefix."""
+        folder = Path(folder)
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                rel = path.relative_to(folder).as_posix()
+                self.client.put_object(
+                    Bucket=bucket, Key=f"{prefix}/{rel}", Body=path.read_bytes()
+                )
+        return f"s3://{bucket}/{prefix}"
+
+
+def _moto_auth(endpoint, count):
+    """Have the moto server check credentials after ``count`` more requests
+    (0: from now on; "inf": never), through its own control endpoint."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth",
+        data=str(count).encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone S3 server on 127.0.0.1 (a free port), started for the
+    session and stopped after it, with authentication on: an IAM user with
+    full access is made first, and requests with any other credentials are
+    refused as S3 refuses them. Skipped without s3fs, boto3 and moto[server]
+    (the ``cloud`` extra and the test extra)."""
+    import json
+    import logging
+
+    pytest.importorskip("s3fs")
+    boto3 = pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log
+    server = moto_server.ThreadedMotoServer(
+        ip_address="127.0.0.1", port=0, verbose=False
+    )
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",
+            region_name="us-east-1",
+        )
+        iam.create_user(UserName="sk-template-tests")
+        iam.put_user_policy(
+            UserName="sk-template-tests",
+            PolicyName="everything",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
+        key = iam.create_access_key(UserName="sk-template-tests")["AccessKey"]
+        _moto_auth(endpoint, 0)
+        try:
+            yield S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+        finally:
+            _moto_auth(endpoint, "inf")
+    finally:
+        server.stop()

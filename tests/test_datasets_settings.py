@@ -163,13 +163,13 @@ def test_the_first_image_is_decoded_once(tmp_path, monkeypatch):
         for i in range(2):
             Image.new("L", (4, 4), i).save(tmp_path / "img" / label / f"{i}.png")
     decoded = []
-    real = _decode.decode_file
+    real = _decode.decode_bytes
 
-    def decode_file(path, **kwargs):
-        decoded.append(path)
-        return real(path, **kwargs)
+    def decode_bytes(data, **kwargs):
+        decoded.append(kwargs["path"])
+        return real(data, **kwargs)
 
-    monkeypatch.setattr(_decode, "decode_file", decode_file)
+    monkeypatch.setattr(_decode, "decode_bytes", decode_bytes)
     bunch = load_image_folder(tmp_path / "img", cache=False)
     assert len(bunch.target) == 4
     assert sorted(decoded) == sorted(bunch.filenames)

@@ -113,16 +113,8 @@ def load_folder(args, console, root, *, pixels, split=None, size_hint=None):
     """
     from ..datasets import ImageDecodeError, load_image_folder
     from ..datasets._batches import ImageSizeMismatch
-    from ..datasets._discover import check_root, normalize_extensions, split_folders
+    from ..datasets._discover import SplitRequired
 
-    if split is None:
-        splits, class_like = split_folders(check_root(root), normalize_extensions(None))
-        if splits and not class_like:
-            raise ValueError(
-                f"{root} holds split folders ({', '.join(splits)}), each with its "
-                f"own class folders: choose one with --split, e.g. --split "
-                f"{splits[0]}."
-            )
     where = f"{root}" + (f" (split {split!r})" if split else "")
     console.status(f"Loading images from {where} ...")
     with Timer() as t:
@@ -135,7 +127,14 @@ def load_folder(args, console, root, *, pixels, split=None, size_hint=None):
                 n_jobs=args.n_jobs,
                 cache=not getattr(args, "no_cache", False),
                 verbose=console.progress,
+                storage_options=getattr(args, "storage_options", None),
             )
+        except SplitRequired as exc:
+            raise ValueError(
+                f"{root} holds split folders ({', '.join(exc.splits)}), each with "
+                f"its own class folders: choose one with --split, e.g. --split "
+                f"{exc.splits[0]}."
+            ) from None
         except ImageDecodeError as exc:
             raise unreadable(exc) from exc
         except ImageSizeMismatch as exc:
@@ -356,6 +355,23 @@ def priors_type(text):
     return values
 
 
+def storage_options_type(text):
+    """A JSON object of fsspec options: ``{"anon": true}``."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            "expected a JSON object of options for the file system of the URLs, "
+            'e.g. \'{"anon": true}\' or \'{"endpoint_url": '
+            f'"http://127.0.0.1:9000"}}\'; got {text!r}'
+        )
+    return value
+
+
 def image_shape_type(text):
     try:
         shape = tuple(int(s) for s in re.split(r"[x,]", text.lower()))
@@ -459,6 +475,19 @@ def add_loading_options(p, *, recorded=False):
         type=n_jobs_type,
         metavar="N",
         help="processes decoding images; -1: one per core (default: 1)",
+    )
+
+
+def add_storage_options(p):
+    """``--storage-options``, for folders and images given as URLs."""
+    p.add_argument(
+        "--storage-options",
+        type=storage_options_type,
+        metavar="JSON",
+        help="options for the file system of URLs (s3://bucket/prefix, gs://..., "
+        "memory://...), as a JSON object passed to fsspec, e.g. "
+        '\'{"anon": true}\' or \'{"endpoint_url": "http://127.0.0.1:9000"}\' '
+        "(credentials are best left to the environment: AWS_ACCESS_KEY_ID, ...)",
     )
 
 

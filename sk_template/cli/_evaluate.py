@@ -8,6 +8,7 @@ from ._common import (
     add_cache_option,
     add_device_option,
     add_loading_options,
+    add_storage_options,
     check_shape,
     load_folder,
     load_model_file,
@@ -22,12 +23,17 @@ HELP = "accuracy overall and per class, and the confusion matrix"
 
 def add_arguments(p):
     p.add_argument("model", metavar="MODEL", help="a model file from fit or demo")
-    p.add_argument("root", metavar="ROOT", help="the image folder")
+    p.add_argument(
+        "root",
+        metavar="ROOT",
+        help="the image folder: a path, or a URL such as s3://bucket/prefix",
+    )
     p.add_argument("--split", help="the split folder to evaluate on, e.g. valid")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_loading_options(p, recorded=True)
     add_device_option(p)
     add_cache_option(p)
+    add_storage_options(p)
 
 
 def _size_hint(args, meta):

@@ -6,6 +6,7 @@ from ._common import (
     add_cache_option,
     add_loading_options,
     add_model_options,
+    add_storage_options,
     check_device,
     fit_model,
     load_folder,
@@ -17,7 +18,11 @@ HELP = "fit a model on an image folder and save it"
 
 
 def add_arguments(p):
-    p.add_argument("root", metavar="ROOT", help="the image folder")
+    p.add_argument(
+        "root",
+        metavar="ROOT",
+        help="the image folder: a path, or a URL such as s3://bucket/prefix",
+    )
     p.add_argument("--split", help="the split folder to fit on, e.g. train")
     p.add_argument(
         "-o", "--output", metavar="MODEL", required=True, help="model file to write"
@@ -25,6 +30,7 @@ def add_arguments(p):
     add_loading_options(p)
     add_model_options(p)
     add_cache_option(p)
+    add_storage_options(p)
 
 
 def run(args, console):

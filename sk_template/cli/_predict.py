@@ -11,6 +11,7 @@ import numpy as np
 from ._common import (
     add_device_option,
     add_loading_options,
+    add_storage_options,
     check_shape,
     load_model_file,
     recorded_pixels,
@@ -37,7 +38,8 @@ def add_arguments(p):
         "inputs",
         metavar="IMAGE_OR_FOLDER",
         nargs="+",
-        help="image files, or folders searched recursively for images",
+        help="image files, or folders searched recursively for images; paths or "
+        "URLs such as s3://bucket/prefix",
     )
     p.add_argument(
         "--format",
@@ -48,40 +50,66 @@ def add_arguments(p):
     )
     add_loading_options(p, recorded=True)
     add_device_option(p)
+    add_storage_options(p)
 
 
-def _image_files(inputs):
+def _image_files(inputs, storage_options=None):
     """Image files of ``inputs`` in order, and the ``(path, reason)`` of those
     never to be opened (FIFOs, devices, sockets).
 
     Files are taken as given; folders are searched as ``load_image_folder``
     searches a class folder (the same walker: symbolic links to folders
     followed, hidden entries and ``__MACOSX`` left out), in natural order.
+    An input may be a URL (``s3://bucket/prefix/x.png``, a folder too), read
+    with ``storage_options``. Returns the files as runs ``(store, names,
+    sizes)`` of consecutive files of one store, and the special files.
     """
-    from ..datasets._discover import (
-        IMAGE_EXTENSIONS,
-        _scan_class,
-        natural_sorted,
-        special_file,
-    )
+    from ..datasets._discover import IMAGE_EXTENSIONS, natural_sorted, special_file
+    from ..datasets._store import LOCAL, open_store
 
-    files, special = [], []
+    runs, special = [], []
+
+    def add(store, names, sizes):
+        key = getattr(store, "fs", store)
+        if runs and getattr(runs[-1][0], "fs", runs[-1][0]) is key:
+            runs[-1][1].extend(names)
+            if sizes is not None:
+                runs[-1][2].extend(sizes)
+        else:
+            runs.append((store, list(names), None if sizes is None else list(sizes)))
+
     for item in inputs:
+        if "://" in item:
+            store, path = open_store(item, storage_options)
+            if store is not LOCAL:
+                size = store.file_size(path)
+                if size is not None:
+                    add(store, [item], [size])
+                    continue
+                if not store.is_dir(path):
+                    raise FileNotFoundError(f"no such image file or folder: {item}")
+                rels, _, _ = store.scan(path, IMAGE_EXTENSIONS, False)
+                if not rels:
+                    raise ValueError(f"no image files in the folder {item}.")
+                names = [f"{store.display(path)}/{rel}" for rel in natural_sorted(rels)]
+                add(store, names, store.sizes(names))
+                continue
+            item = str(path)
         path = Path(item)
         if path.is_dir():
-            rels, _, odd = _scan_class(str(path), IMAGE_EXTENSIONS, False)
+            rels, _, odd = LOCAL.scan(str(path), IMAGE_EXTENSIONS, False)
             if not rels and not odd:
                 raise ValueError(f"no image files in the folder {path}.")
-            files.extend(os.path.join(path, rel) for rel in natural_sorted(rels))
+            add(LOCAL, [os.path.join(path, rel) for rel in natural_sorted(rels)], None)
             special.extend((os.path.join(path, rel), why) for rel, why in odd)
         elif path.exists():
             if reason := special_file(path):  # opening a FIFO would block
                 special.append((str(path), reason))
             else:
-                files.append(str(path))
+                add(LOCAL, [str(path)], None)
         else:
             raise FileNotFoundError(f"no such image file or folder: {path}")
-    return files, special
+    return runs, special
 
 
 # Decoded pixels held at once, at most: batches shrink for large images.
@@ -138,14 +166,16 @@ class _Images:
             raise unreadable(ImageDecodeError(name, reason))
         warnings.warn(f"skipped {name}: {reason}", UserWarning, stacklevel=3)
 
-    def decode(self, names):
-        """The images of ``names`` as rows, and the names kept."""
+    def decode(self, store, names, sizes=None):
+        """The images of ``names`` (in ``store``, listed at ``sizes``) as
+        rows, and the names kept."""
         from ..datasets import ImageDecodeError
         from ..datasets._batches import ImageSizeMismatch
 
         decoder = self.decoder
+        decoder.store = store
         try:
-            rows, keep, skipped, mismatched = decoder.decode(names)
+            rows, keep, skipped, mismatched = decoder.decode(names, sizes=sizes)
         except ImageDecodeError as exc:
             raise unreadable(exc) from exc
         except ImageSizeMismatch as exc:  # the first stops the command
@@ -170,30 +200,38 @@ def run(args, console):
     model, meta = load_model_file(args, console)
     image_shape = meta["image_shape"]
     pixels = recorded_pixels(args, meta)
-    files, special = _image_files(args.inputs)
+    runs, special = _image_files(args.inputs, args.storage_options)
+    n_files = sum(len(names) for _, names, _ in runs)
     images = _Images(args, model, image_shape, pixels)
     for name, reason in special:  # never opened
         images.skip(name, reason, read=True)
     batch = max(1, min(_BATCH_FILES, _BATCH_BYTES // model.n_features_in_))
-    progress = Progress(len(files), "Predicting", verbose=console.progress)
-    n_done = 0
+    progress = Progress(n_files, "Predicting", verbose=console.progress)
+    n_done = n_seen = 0
     writer = ResultWriter(args.format, console)
     try:
-        for start in range(0, len(files), batch):
-            rows, names = images.decode(files[start : start + batch])
-            progress.update(min(start + batch, len(files)))
-            if not names:
-                continue
-            proba = model.predict_proba(rows)
-            best = np.argmax(proba, axis=1)
-            for name, k, p in zip(names, best, proba, strict=True):
-                writer.write(name, model.classes_[k], p[k])
-            n_done += len(names)
+        for store, files, sizes in runs:
+            for start in range(0, len(files), batch):
+                stop = start + batch
+                rows, names = images.decode(
+                    store,
+                    files[start:stop],
+                    None if sizes is None else sizes[start:stop],
+                )
+                n_seen += len(files[start:stop])
+                progress.update(n_seen)
+                if not names:
+                    continue
+                proba = model.predict_proba(rows)
+                best = np.argmax(proba, axis=1)
+                for name, k, p in zip(names, best, proba, strict=True):
+                    writer.write(name, model.classes_[k], p[k])
+                n_done += len(names)
     finally:
         progress.close()
     if not n_done:
         raise ValueError(
-            f"none of the {len(files) + len(special)} image files could be read "
+            f"none of the {n_files + len(special)} image files could be read "
             "(see the warnings above)."
         )
     return 0

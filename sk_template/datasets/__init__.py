@@ -7,10 +7,16 @@
   :func:`list_classes` lists the classes.
 * :func:`fetch_mnist` downloads MNIST and writes it as PNG folders (the
   ``mnist_png`` and fastai ``mnist_sample`` layouts).
+* :func:`image_folder_to_dask` makes dask arrays of a folder, decoded block
+  by block on the workers of a cluster.
 * :func:`read_idx`, :func:`write_idx` and :func:`write_image_folder` convert
   between the IDX files, arrays and image folders.
+
+Folders may be paths or URLs of any fsspec file system (``s3://bucket/prefix``,
+``gs://...``, ``memory://...``), with ``storage_options``.
 """
 
+from ._dask import image_folder_to_dask
 from ._errors import CacheWarning, ImageDecodeError, SkippedImagesWarning
 from ._folder import iter_image_folder, list_classes, load_image_folder
 from ._home import get_data_home
@@ -24,6 +30,7 @@ __all__ = [
     "SkippedImagesWarning",
     "fetch_mnist",
     "get_data_home",
+    "image_folder_to_dask",
     "iter_image_folder",
     "list_classes",
     "load_image_folder",

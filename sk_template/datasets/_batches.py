@@ -103,6 +103,8 @@ class BatchDecoder:
         ``check_first(shape, path)`` is called when the first readable image
         sets the shape, before the rest of its batch is decoded: it raises to
         refuse that shape (a model fitted on other images).
+    store : optional
+        Where the files are (see :mod:`._store`); by default the local disk.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class BatchDecoder:
         reference=None,
         where=None,
         check_first=None,
+        store=None,
     ):
         for name, value in (("on_error", on_error), ("on_mismatch", on_mismatch)):
             if value not in POLICIES:
@@ -127,13 +130,17 @@ class BatchDecoder:
         self.shape = None if shape is None else tuple(shape)
         self.reference, self.where = reference, where
         self.check_first = check_first
+        self.store = store
 
-    def decode(self, paths, progress=None):
-        """Decode ``paths`` (a list of file names); return :class:`Decoded`."""
+    def decode(self, paths, progress=None, sizes=None):
+        """Decode ``paths`` (a list of file names; with a store, their listed
+        ``sizes`` too); return :class:`Decoded`."""
         stop = self.on_error == "raise"
         first = None
         if self.shape is None:
-            first = first_image(paths, self.mode, self.size, self.resize, stop)
+            first = first_image(
+                paths, self.mode, self.size, self.resize, stop, self.store, sizes
+            )
             if first[0] is None:  # nothing readable here: no shape yet
                 skipped = [(paths[i], reason) for i, reason in first[1]]
                 return Decoded(None, np.zeros(len(paths), bool), skipped, [])
@@ -152,6 +159,8 @@ class BatchDecoder:
             n_jobs=self.n_jobs,
             progress=progress,
             first=first,
+            store=self.store,
+            sizes=sizes,
         )
         self._apply_policies(paths, errors, mismatched)
         if not errors and not mismatched:

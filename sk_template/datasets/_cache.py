@@ -10,8 +10,10 @@ One folder per (image folder, loading options) under
 
 Each entry is written under a temporary name and renamed into place, so a
 reader sees a whole entry or none. ``meta.json`` holds a fingerprint of every
-file's path, size, mtime, ctime and inode: any change to the folder rebuilds
-the entry, even a same-size rewrite with the old mtime put back. It also
+file's path, size, mtime, ctime and inode (for a folder in an object store:
+path, size, ETag or version, modified time, as the store lists them): any
+change to the folder rebuilds the entry, even a same-size rewrite with the
+old mtime put back. It also
 holds a CRC-32 of the contents of each array and one of the metadata
 itself, verified on every read: an entry whose shapes, dtypes, class
 indices or contents are not exactly what was written (a flipped byte in the
@@ -53,8 +55,10 @@ def cache_dir(data_home, key):
     return Path(get_data_home(data_home)) / CACHE_DIRNAME / key
 
 
-def cache_key(base, options):
-    """Name of the cache folder for ``base`` loaded with ``options`` (a dict).
+def cache_key(identity, options):
+    """Name of the cache folder for the folder ``identity`` names (its real
+    path, or its URL: see ``identity`` in :mod:`._store`) loaded with
+    ``options`` (a dict).
 
     Besides the options, the decoders (:func:`._decode.decoder_id`) and
     ``PIL.Image.MAX_IMAGE_PIXELS``, which decides which files are skipped (or
@@ -65,7 +69,7 @@ def cache_key(base, options):
             "format": FORMAT_VERSION,
             "decoder": decoder_id(),
             "max_image_pixels": Image.MAX_IMAGE_PIXELS,
-            "base": os.path.realpath(base),
+            "base": identity,
             **options,
         },
         sort_keys=True,
@@ -190,7 +194,9 @@ def prune(cache_root):
     Keeps the cache from filling up with entries of deleted (e.g. temporary)
     folders, and with the temporary folders of writers that died (removed as
     soon as their writer is gone, see :func:`._atomic.remove_abandoned`).
-    Never raises: pruning is housekeeping.
+    Entries of folders elsewhere than on this disk (URLs) are kept: telling
+    whether they are gone would take a request, and credentials. Never
+    raises: pruning is housekeeping.
     """
     remove_abandoned(cache_root)
     now = time.time()
@@ -208,7 +214,7 @@ def prune(cache_root):
                     shutil.rmtree(entry.path, ignore_errors=True)
                 continue
             meta = json.loads(Path(entry.path, "meta.json").read_text("utf-8"))
-            if not os.path.isdir(meta["root"]):
+            if meta.get("local", True) and not os.path.isdir(meta["root"]):
                 shutil.rmtree(entry.path, ignore_errors=True)
         except (OSError, ValueError, KeyError, TypeError):
             continue

@@ -130,6 +130,8 @@ SPNG_MAX_BYTES = 8192
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 # Below this many files a single process is faster than starting workers.
 MIN_FILES_PER_JOB = 1000
+# Bytes an image file may hold besides its pixels (see max_file_bytes).
+METADATA_BYTES = 64 << 20
 
 
 def read_file(path):
@@ -138,11 +140,15 @@ def read_file(path):
 
     At most the size ``fstat`` tells is read (a file growing meanwhile is read
     as it was), and the memory taken is that size, once: no read is unbounded
-    and no bytes are copied.
+    and no bytes are copied. A file larger than :func:`max_file_bytes` is an
+    :class:`ImageDecodeError`, and is not read.
     """
     fd = os.open(path, _OPEN_FLAGS)
     try:
         size = os.fstat(fd).st_size
+        limit = max_file_bytes()
+        if limit is not None and size > limit:
+            raise ImageDecodeError(path, too_large(size, limit))
         buf = bytearray(size)
         view = memoryview(buf)
         done = 0
@@ -157,6 +163,42 @@ def read_file(path):
         return buf
     finally:
         os.close(fd)
+
+
+def read_files(paths):
+    """Yield the bytes of each local file of ``paths``, or the
+    :class:`ImageDecodeError` saying why it cannot be read (the reader of
+    local folders; :mod:`._store` has the one of other stores)."""
+    for path in paths:
+        try:
+            yield read_file(path)
+        except ImageDecodeError as exc:
+            yield exc
+        except OSError as exc:
+            yield ImageDecodeError(path, f"cannot open it ({exc.strerror or exc})")
+
+
+def max_file_bytes():
+    """The size over which a file is refused unread, or None (no limit).
+
+    No image file within twice ``PIL.Image.MAX_IMAGE_PIXELS`` (over which
+    :func:`check_pixel_limit` refuses it anyway) is larger: 8 bytes a pixel
+    (16-bit RGBA, uncompressed) and :data:`METADATA_BYTES` (64 MiB) of
+    metadata. With Pillow's default
+    limit that is 1.5 GB; it keeps a huge or hostile file (local, or an
+    object in a bucket) from being read into memory at all.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 16 * int(limit) + METADATA_BYTES
+
+
+def too_large(size, limit):
+    """Why a file of ``size`` bytes over :func:`max_file_bytes` is refused."""
+    return (
+        f"{size:,} bytes, more than an image within twice "
+        f"PIL.Image.MAX_IMAGE_PIXELS can take ({limit:,} bytes): never read. "
+        "Raise PIL.Image.MAX_IMAGE_PIXELS (None turns it off) to read such files"
+    )
 
 
 _READV = hasattr(os, "readv")
@@ -301,7 +343,9 @@ def _apply(shared):
     Image.MAX_IMAGE_PIXELS, USE_PYSPNG, USE_SIMPLEJPEG, _ = shared
 
 
-def _decode_chunk_in_worker(paths, mode, size, resize, shape, stop_on_error, shared):
+def _decode_chunk_in_worker(
+    paths, mode, size, resize, shape, stop_on_error, shared, store=None, sizes=None
+):
     """:func:`decode_chunk` in a worker process, with the caller's settings;
     also returns the pixel-limit warnings raised, for the caller to repeat
     (a worker's own warnings reach nobody)."""
@@ -309,7 +353,9 @@ def _decode_chunk_in_worker(paths, mode, size, resize, shape, stop_on_error, sha
     with warnings.catch_warnings(record=True) as caught:
         action = "error" if shared[3] else "always"
         warnings.simplefilter(action, Image.DecompressionBombWarning)
-        result = decode_chunk(paths, mode, size, resize, shape, stop_on_error)
+        result = decode_chunk(
+            paths, mode, size, resize, shape, stop_on_error, store=store, sizes=sizes
+        )
     bombs = [
         str(w.message)
         for w in caught
@@ -679,28 +725,40 @@ def decode_bytes(data, *, mode="L", size=None, resize="stretch", path="<bytes>")
 
 
 def decode_file(path, *, mode="L", size=None, resize="stretch"):
-    """Read and decode one image file; see :func:`decode_bytes`."""
-    try:
-        data = read_file(path)
-    except OSError as exc:
-        raise ImageDecodeError(path, f"cannot open it ({exc.strerror or exc})") from exc
+    """Read and decode one local image file; see :func:`decode_bytes`."""
+    (data,) = read_files([path])
+    if isinstance(data, ImageDecodeError):
+        raise data
     return decode_bytes(data, mode=mode, size=size, resize=resize, path=path)
 
 
-def decode_chunk(paths, mode, size, resize, shape, stop_on_error, out=None):
+def _read(paths, store, sizes):
+    """The bytes (or the error) of each file of ``paths``, in order: from the
+    local disk, or from ``store`` (see :mod:`._store`)."""
+    return read_files(paths) if store is None else store.read(paths, sizes)
+
+
+def decode_chunk(
+    paths, mode, size, resize, shape, stop_on_error, out=None, store=None, sizes=None
+):
     """Decode ``paths`` into ``out`` (allocated when None), row by row.
 
     Returns ``(out, errors, mismatched)``: ``errors`` lists ``(row, reason)`` of
     unreadable files and ``mismatched`` lists ``(row, shape)`` of images whose
     shape is not ``shape``; those rows of ``out`` are left unset. With
-    ``stop_on_error`` the chunk ends at its first unreadable file.
+    ``stop_on_error`` the chunk ends at its first unreadable file. The files
+    are local, or in ``store`` with their listed ``sizes``.
     """
     if out is None:
         out = np.empty((len(paths), *shape), dtype=np.uint8)
     errors, mismatched = [], []
-    for i, path in enumerate(paths):
+    for i, (path, data) in enumerate(
+        zip(paths, _read(paths, store, sizes), strict=True)
+    ):
         try:
-            arr = decode_file(path, mode=mode, size=size, resize=resize)
+            if isinstance(data, ImageDecodeError):
+                raise data
+            arr = decode_bytes(data, mode=mode, size=size, resize=resize, path=path)
         except ImageDecodeError as exc:
             errors.append((i, exc.reason))
             if stop_on_error:
@@ -718,13 +776,19 @@ def _chunks(n, n_jobs):
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
-def first_image(paths, mode, size, resize, stop_on_error):
+def first_image(paths, mode, size, resize, stop_on_error, store=None, sizes=None):
     """The first decodable file's pixels (None when there is none), and the
     ``(row, reason)`` errors met before it: it is ``paths[len(errors)]``."""
     errors = []
     for i, path in enumerate(paths):
+        one = None if sizes is None else sizes[i : i + 1]
+        (data,) = _read([path], store, one)
         try:
-            return decode_file(path, mode=mode, size=size, resize=resize), errors
+            if isinstance(data, ImageDecodeError):
+                raise data
+            return decode_bytes(
+                data, mode=mode, size=size, resize=resize, path=path
+            ), errors
         except ImageDecodeError as exc:
             if stop_on_error:
                 raise
@@ -743,6 +807,8 @@ def decode_files(
     n_jobs,
     progress=None,
     first=None,
+    store=None,
+    sizes=None,
 ):
     """Decode every file of ``paths`` into one (n, *shape) uint8 array.
 
@@ -751,7 +817,9 @@ def decode_files(
     result is the same as with one process. Returns ``(out, errors,
     mismatched)`` with row indices into ``paths`` (see :func:`decode_chunk`).
     ``first``, what :func:`first_image` returned for ``paths``, saves decoding
-    those files again.
+    those files again. The files are local, or in ``store`` (see
+    :mod:`._store`) with their listed ``sizes``; a store that lives in this
+    process only (``memory://``) is read here, whatever ``n_jobs``.
     """
     n = len(paths)
     out = np.empty((n, *shape), dtype=np.uint8)
@@ -764,13 +832,23 @@ def decode_files(
         else:
             mismatched.append((start - 1, arr.shape))
     n_workers = effective_n_jobs(n_jobs) if n_jobs is not None else 1
+    if store is not None and not store.shareable:
+        n_workers = 1
     if n_workers > 1 and n - start >= 2 * MIN_FILES_PER_JOB:
         bounds = [(start + a, start + b) for a, b in _chunks(n - start, n_workers)]
         shared = settings()
         # Each worker returns its block, copied into place below.
         results = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(_decode_chunk_in_worker)(
-                paths[a:b], mode, size, resize, shape, stop_on_error, shared
+                paths[a:b],
+                mode,
+                size,
+                resize,
+                shape,
+                stop_on_error,
+                shared,
+                store,
+                None if sizes is None else sizes[a:b],
             )
             for a, b in bounds
         )
@@ -780,7 +858,15 @@ def decode_files(
         results = (
             (
                 *decode_chunk(
-                    paths[a:b], mode, size, resize, shape, stop_on_error, out=out[a:b]
+                    paths[a:b],
+                    mode,
+                    size,
+                    resize,
+                    shape,
+                    stop_on_error,
+                    out=out[a:b],
+                    store=store,
+                    sizes=None if sizes is None else sizes[a:b],
                 ),
                 (),
             )

@@ -5,6 +5,10 @@ may sit in nested folders inside a class folder (they belong to that class).
 Hidden entries (names starting with "."), non-image files, ``__MACOSX`` and
 the cache's own folder are ignored. Entries named like images that are not
 regular files (FIFOs, devices, sockets) are listed apart and never opened.
+
+The rules are written once, over a *store* (see :mod:`._store`) that lists
+folders: the local disk, through the functions below that walk it with
+``os.scandir`` and ``os.stat``, or any fsspec file system, from one listing.
 """
 
 import hashlib
@@ -154,7 +158,16 @@ def _has_images(path, exts):
     return False
 
 
-def split_folders(root, exts):
+class SplitRequired(ValueError):
+    """``root`` holds split folders and no ``split`` was chosen; ``splits``
+    names them (the command line words the fix in its own flags)."""
+
+    def __init__(self, message, where, splits):
+        super().__init__(message)
+        self.where, self.splits = where, splits
+
+
+def split_folders(store, root, exts):
     """Names of the folders of ``root`` that look like splits, natural order.
 
     A split folder holds sub-folders and no images of its own. ``root`` is in
@@ -162,24 +175,28 @@ def split_folders(root, exts):
     images directly.
     """
     splits, class_like = [], False
-    for name, path in _subdirs(root):
-        if _has_images(path, exts):
+    for name in store.subdirs(root):
+        path = store.join(root, name)
+        if store.has_images(path, exts):
             class_like = True
-        elif _subdirs(path):
+        elif store.subdirs(path):
             splits.append(name)
     return sorted(splits, key=natural_key), class_like
 
 
-def resolve_base(root, split, exts):
-    """Return the folder whose sub-folders are the classes."""
-    root = check_root(root)
+def resolve_base(store, root, split, exts):
+    """Return the folder of ``store`` whose sub-folders are the classes."""
+    where = store.display(root)
     if split is None:
-        splits, class_like = split_folders(root, exts)
+        store.check_dir(root)
+        splits, class_like = split_folders(store, root, exts)
         if splits and not class_like:
-            raise ValueError(
-                f"{str(root)!r} holds split folders {splits}, each with its own class "
+            raise SplitRequired(
+                f"{where!r} holds split folders {splits}, each with its own class "
                 "folders (root/<split>/<class>/<image>). Choose one with split=, "
-                f"e.g. split={splits[0]!r}."
+                f"e.g. split={splits[0]!r}.",
+                where,
+                splits,
             )
         return root
     if not isinstance(split, str) or not split or split.startswith("."):
@@ -187,9 +204,10 @@ def resolve_base(root, split, exts):
             f"split must be the name of a folder inside root, such as 'train'; "
             f"got {split!r}."
         )
-    base = root / split
-    if not base.is_dir():
-        splits, class_like = split_folders(root, exts)
+    base = store.join(root, split)
+    if not store.is_dir(base):
+        store.check_dir(root)
+        splits, class_like = split_folders(store, root, exts)
         if splits and not class_like:
             hint = f"the splits there are {splits}."
         else:
@@ -197,11 +215,12 @@ def resolve_base(root, split, exts):
                 "it has no split folders: it looks like root/<class>/<image>, so "
                 "leave split=None."
             )
-        raise ValueError(f"Split {split!r} not found in {str(root)!r}; {hint}")
-    if _has_images(base, exts):
+        raise ValueError(f"Split {split!r} not found in {where!r}; {hint}")
+    if store.has_images(base, exts):
         raise ValueError(
-            f"split={split!r} names {str(base)!r}, which holds images directly: it is "
-            f"a class folder, not a split. Load {str(root)!r} with split=None."
+            f"split={split!r} names {store.display(base)!r}, which holds images "
+            f"directly: it is a class folder, not a split. Load {where!r} with "
+            "split=None."
         )
     return base
 
@@ -237,7 +256,7 @@ def _select_classes(names, labels, classes, base):
             i = by_label.get(c, by_name.get(str(c)))
         else:
             raise ValueError(
-                f"Class {c!r} not found in {str(base)!r}; the class folders there "
+                f"Class {c!r} not found in {base!r}; the class folders there "
                 f"are {names}."
             )
         if i in picked:
@@ -248,16 +267,17 @@ def _select_classes(names, labels, classes, base):
     return [names[i] for i in picked]
 
 
-def _ordered_class_names(base, exts):
-    names = [name for name, _ in _subdirs(base)]
+def _ordered_class_names(store, base, exts):
+    names = store.subdirs(base)
+    where = store.display(base)
     if not names:
-        if _has_images(base, exts):
+        if store.has_images(base, exts):
             raise ValueError(
-                f"{str(base)!r} holds images directly but no class folders. Put each "
-                f"class's images in a folder of its own: {str(base)!r}/<class>/<image>."
+                f"{where!r} holds images directly but no class folders. Put each "
+                f"class's images in a folder of its own: {where!r}/<class>/<image>."
             )
         raise ValueError(
-            f"No class folders found in {str(base)!r}: it is empty. Expected "
+            f"No class folders found in {where!r}: it is empty. Expected "
             "root/<class>/<image> or root/<split>/<class>/<image>."
         )
     labels = _labels_for(names)
@@ -418,13 +438,15 @@ class Listing:
 
     ``rels[k]`` lists class ``k``'s files in file-system order and
     ``stamps[k]`` their sizes, mtimes, ctimes and inodes (when listed with
-    ``stat=True``); :meth:`ordered` gives the deterministic order.
+    ``stat=True``; for a folder in another store, their sizes, versions and
+    modified times as it lists them); :meth:`ordered` gives the
+    deterministic order.
     ``special`` holds ``(relpath, reason)`` of the entries named like images
     that are not regular files (FIFOs, devices, sockets), which are not in
     ``rels``: they are bad files, never opened.
     """
 
-    base: Path
+    base: Path | str  # a Path on the local disk, else the store's path
     class_dirs: list
     target_names: np.ndarray
     rels: list
@@ -457,8 +479,13 @@ class Listing:
             # process (only str and bytes hashes are salted) and several times
             # cheaper than converting the column to an array, and this runs
             # once per file per load; a change goes unseen with odds of 2**-64.
+            # Columns of strings (a store's ETags, modified times) are hashed
+            # as their bytes.
             for column in stamps:
-                h.update(hash(tuple(column)).to_bytes(8, "little", signed=True))
+                if column and isinstance(column[0], str):
+                    h.update("\0".join(column).encode("utf-8", "surrogatepass"))
+                else:
+                    h.update(hash(tuple(column)).to_bytes(8, "little", signed=True))
         for rel, _ in self.special:
             h.update(os.fsencode(f"\0special\0{rel}"))
         return h.hexdigest()
@@ -475,25 +502,43 @@ class Listing:
         return relpaths, np.concatenate(codes)
 
 
+def _store_of(root, store):
+    if store is not None:
+        return store, root
+    from ._store import open_store  # which imports this module
+
+    return open_store(root)
+
+
 def discover(
-    root, *, split=None, classes=None, allow_empty=False, extensions=None, stat=True
+    root,
+    *,
+    split=None,
+    classes=None,
+    allow_empty=False,
+    extensions=None,
+    stat=True,
+    store=None,
 ):
-    """List the classes and image files of ``root`` (see module docstring)."""
+    """List the classes and image files of ``root`` (see module docstring):
+    a path, or with ``store`` (see :mod:`._store`) the store's path of it."""
+    store, root = _store_of(root, store)
     exts = normalize_extensions(extensions)
-    base = resolve_base(root, split, exts)
-    names = _ordered_class_names(base, exts)
+    base = resolve_base(store, root, split, exts)
+    names = _ordered_class_names(store, base, exts)
     if classes is not None:
-        names = _select_classes(names, _labels_for(names), classes, base)
+        names = _select_classes(names, _labels_for(names), classes, store.display(base))
     kept, all_rels, all_stamps, all_special = [], [], [], []
     for name in names:
-        rels, stamps, special = _scan_class(os.path.join(base, name), exts, stat)
+        class_dir = store.join(base, name)
+        rels, stamps, special = store.scan(class_dir, exts, stat)
         if not rels and not special:
             if allow_empty:
                 continue
             raise ValueError(
-                f"Class folder {os.path.join(base, name)!r} has no images (looked for "
-                f"{', '.join(sorted(exts))}). Add images, remove the folder, or pass "
-                "allow_empty=True to skip empty class folders."
+                f"Class folder {store.display(class_dir)!r} has no images (looked "
+                f"for {', '.join(sorted(exts))}). Add images, remove the folder, or "
+                "pass allow_empty=True to skip empty class folders."
             )
         kept.append(name)
         all_rels.append(rels)
@@ -501,8 +546,8 @@ def discover(
         all_special.extend((f"{name}/{rel}", reason) for rel, reason in special)
     if not kept:
         raise ValueError(
-            f"No images found in any class folder of {str(base)!r} (looked for "
-            f"{', '.join(sorted(exts))})."
+            f"No images found in any class folder of {store.display(base)!r} "
+            f"(looked for {', '.join(sorted(exts))})."
         )
     return Listing(
         base=base,
@@ -514,8 +559,9 @@ def discover(
     )
 
 
-def list_class_names(root, *, split=None, extensions=None):
+def list_class_names(root, *, split=None, extensions=None, store=None):
     """Class labels of ``root`` without listing the files."""
+    store, root = _store_of(root, store)
     exts = normalize_extensions(extensions)
-    base = resolve_base(root, split, exts)
-    return np.asarray(_labels_for(_ordered_class_names(base, exts)))
+    base = resolve_base(store, root, split, exts)
+    return np.asarray(_labels_for(_ordered_class_names(store, base, exts)))

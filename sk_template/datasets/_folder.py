@@ -12,6 +12,7 @@ from ._decode import RESIZE_POLICIES
 from ._discover import discover, list_class_names, normalize_extensions
 from ._errors import CacheWarning, ImageDecodeError, SkippedImagesWarning
 from ._progress import Progress
+from ._store import LOCAL, open_store
 
 __all__ = ["iter_image_folder", "list_classes", "load_image_folder"]
 
@@ -102,19 +103,20 @@ def _warn_skipped(skipped, stacklevel=3):
 def _special_files(listing, on_error):
     """The listed entries that are not regular files (FIFOs, devices), as
     skipped files; the first one is an :class:`ImageDecodeError` under
-    ``on_error="raise"``.  They are never opened: opening a FIFO blocks."""
+    ``on_error="raise"``.  They are never opened: opening a FIFO blocks.
+    (Only local folders have them.)"""
     special = [(os.path.join(listing.base, r), why) for r, why in listing.special]
     if special and on_error == "raise":
         raise ImageDecodeError(*special[0])
     return special
 
 
-def _describe(base, split, target_names, counts, shape, mode, dtype):
+def _describe(where, split, target_names, counts, shape, mode, dtype):
     per_class = ", ".join(
         f"{name!s}: {c}" for name, c in zip(target_names, counts, strict=True)
     )
     return (
-        f"Image folder {str(base)!r}{f' (split {split!r})' if split else ''}\n"
+        f"Image folder {where!r}{f' (split {split!r})' if split else ''}\n"
         f"{'=' * 40}\n\n"
         f"Samples: {sum(counts)}\n"
         f"Classes: {len(target_names)} ({per_class})\n"
@@ -147,6 +149,7 @@ def load_image_folder(
     mmap=False,
     n_jobs=None,
     verbose=None,
+    storage_options=None,
 ):
     """Load a folder of images, one sub-folder per class, as ``X`` and ``y``.
 
@@ -164,19 +167,31 @@ def load_image_folder(
     modification time was put back (``cp -p``, ``rsync -t``, ``tar x``). The
     cache's own folder, ``image_folder_cache``, is never taken for a class.
 
+    A folder in a bucket (``root`` a URL) is loaded the same way: it is listed
+    once, its files are read with bounded concurrency, and the cache is
+    checked against what the store lists for each file (size, ETag or version,
+    modified time), so a replaced object is never served from it. Object
+    "folder" markers (keys ending in "/") are folders; keys with an empty or
+    hidden segment are skipped; an object that changes while the folder is
+    read is a bad file.
+
     Files from anyone: an entry named like an image that is not a regular file
     (a FIFO, a device, a socket) is never opened, and is a bad file. An image
     larger than ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's guard against
     decompression bombs, about 89 million pixels) is decoded with Pillow's
     ``DecompressionBombWarning``; one over twice that is a bad file, refused
     from its header before any pixel is decoded. Raise the limit (or set it
-    to None) to load larger images. A load whose pixels would not fit in the
-    machine's memory is refused before anything is allocated.
+    to None) to load larger images; a file larger than any image within it
+    can be is a bad file, never read. A load whose pixels would not fit in
+    the machine's memory is refused before anything is allocated.
 
     Parameters
     ----------
     root : str or path-like
-        The folder holding the class folders, or the split folders.
+        The folder holding the class folders, or the split folders: a path,
+        or a URL of any fsspec file system (``s3://bucket/prefix``,
+        ``gs://bucket/prefix``, ``memory://name``, ``file://...``; see
+        ``storage_options``).
     split : str, default=None
         Name of the split folder to load when ``root`` holds splits. Required
         then; the error lists the splits found.
@@ -246,6 +261,10 @@ def load_image_folder(
         taken a second. ``None`` shows it on a terminal or in a notebook but
         not in a log file or a pipe, ``True`` shows it everywhere, ``False``
         never.
+    storage_options : dict, default=None
+        Options for the fsspec file system of a URL ``root`` (credentials, an
+        endpoint, ``anon=True``, ...), as pandas and dask take them. ``s3://``
+        needs s3fs and ``gs://`` gcsfs (``pip install sk_template[cloud]``).
 
     Returns
     -------
@@ -273,6 +292,9 @@ def load_image_folder(
     ------
     FileNotFoundError
         ``root`` does not exist.
+    PermissionError
+        The store of a URL ``root`` refused the credentials; the message
+        names the bucket.
     NotADirectoryError
         ``root`` is a file.
     ImageDecodeError
@@ -326,6 +348,7 @@ def load_image_folder(
             "shuffle=True would copy the memory-mapped data into memory; use "
             "shuffle=False and shuffle indices yourself (e.g. KFold(shuffle=True))."
         )
+    store, root = open_store(root, storage_options)
     listing = discover(
         root,
         split=split,
@@ -333,8 +356,11 @@ def load_image_folder(
         allow_empty=allow_empty,
         extensions=extensions,
         stat=cache,
+        store=store,
     )
     base = listing.base
+    where = store.display(base)
+    prefix = where + store.sep
     special = _special_files(listing, on_error)
     cached = entry = fingerprint = None
     if cache:
@@ -349,7 +375,9 @@ def load_image_folder(
             "extensions": sorted(normalize_extensions(extensions)),
         }
         try:
-            entry = _cache.cache_dir(data_home, _cache.cache_key(base, options))
+            entry = _cache.cache_dir(
+                data_home, _cache.cache_key(store.identity(base), options)
+            )
         except OSError as exc:
             if mmap or isinstance(exc, NotADirectoryError):
                 raise
@@ -369,15 +397,14 @@ def load_image_folder(
         data, codes, relpaths, meta = cached
         target_names = np.asarray(meta["target_names"])
         shape = tuple(meta["image_shape"])
-        skipped = [(os.path.join(base, p), r) for p, r in meta["skipped"]]
+        skipped = [(prefix + p, r) for p, r in meta["skipped"]]
     else:
         relpaths, codes = listing.ordered()
         target_names = listing.target_names
-        prefix = f"{base}{os.sep}"
         paths = [prefix + p for p in relpaths]
         if not paths:  # every file is special
             raise ValueError(
-                f"None of the {len(special)} image files in {str(base)!r} could be "
+                f"None of the {len(special)} image files in {where!r} could be "
                 f"read; the first is {special[0][0]} ({special[0][1]})."
             )
         decoder = BatchDecoder(
@@ -386,16 +413,17 @@ def load_image_folder(
             resize=resize,
             on_error=on_error,
             n_jobs=n_jobs,
-            where=str(base),
+            where=where,
+            store=store,
         )
         progress = Progress(len(paths), "Decoding images", verbose=verbose)
         try:
-            u8, keep, skipped, _ = decoder.decode(paths, progress)
+            u8, keep, skipped, _ = decoder.decode(paths, progress, store.sizes(paths))
         finally:  # an error or Ctrl-C must not leave the bar drawn
             progress.close()
         if u8 is None:
             raise ValueError(
-                f"None of the {len(paths)} image files in {str(base)!r} could be "
+                f"None of the {len(paths)} image files in {where!r} could be "
                 f"read; the first is {paths[0]} ({skipped[0][1]})."
             )
         shape = decoder.shape
@@ -407,12 +435,13 @@ def load_image_folder(
         relpaths = np.asarray(relpaths, dtype=str)
         if cache:
             meta = {
-                "root": str(base),
+                "root": where,
+                "local": store is LOCAL,
                 "fingerprint": fingerprint,
                 "n_samples": len(data),
                 "image_shape": list(shape),
                 "target_names": list(target_names),
-                "skipped": [(os.path.relpath(p, base), r) for p, r in skipped],
+                "skipped": [(p[len(prefix) :], r) for p, r in skipped],
             }
             written = _cache.write(entry, data, codes, relpaths, meta)
             if mmap:
@@ -432,7 +461,7 @@ def load_image_folder(
         _warn_skipped(skipped)
 
     target = target_names[codes]
-    filenames = np.char.add(str(base) + os.sep, relpaths)
+    filenames = np.char.add(prefix, relpaths)
     if shuffle:
         order = _random_permutation(len(target), random_state)
         data, target, filenames = data[order], target[order], filenames[order]
@@ -448,7 +477,7 @@ def load_image_folder(
         target_names=target_names,
         images=data.reshape(len(data), *shape),
         filenames=filenames,
-        DESCR=_describe(base, split, target_names, counts, shape, mode, dtype),
+        DESCR=_describe(where, split, target_names, counts, shape, mode, dtype),
     )
 
 
@@ -468,6 +497,7 @@ def iter_image_folder(
     allow_empty=False,
     extensions=None,
     n_jobs=None,
+    storage_options=None,
 ):
     """Yield an image folder in ``(X_batch, y_batch)`` batches, for big data.
 
@@ -481,7 +511,10 @@ def iter_image_folder(
     Parameters
     ----------
     root : str or path-like
-        The folder holding the class folders, or the split folders.
+        The folder holding the class folders, or the split folders: a path,
+        or a URL of any fsspec file system (``s3://bucket/prefix``,
+        ``gs://bucket/prefix``, ``memory://name``, ``file://...``; see
+        ``storage_options``).
     split : str, default=None
         Name of the split folder to load when ``root`` holds splits.
     batch_size : int, default=1024
@@ -512,6 +545,10 @@ def iter_image_folder(
         File extensions to treat as images, as in :func:`load_image_folder`.
     n_jobs : int, default=None
         Number of joblib workers decoding each batch.
+    storage_options : dict, default=None
+        Options for the fsspec file system of a URL ``root`` (credentials, an
+        endpoint, ``anon=True``, ...), as pandas and dask take them. ``s3://``
+        needs s3fs and ``gs://`` gcsfs (``pip install sk_template[cloud]``).
 
     Yields
     ------
@@ -550,6 +587,7 @@ def iter_image_folder(
         or batch_size < 1
     ):
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    store, root = open_store(root, storage_options)
     listing = discover(
         root,
         split=split,
@@ -557,8 +595,10 @@ def iter_image_folder(
         allow_empty=allow_empty,
         extensions=extensions,
         stat=False,
+        store=store,
     )
     return _iter_batches(
+        store,
         listing,
         batch_size,
         (mode, size, resize),
@@ -571,17 +611,17 @@ def iter_image_folder(
 
 
 def _iter_batches(
-    listing, batch_size, pixels, dtype, shuffle, random_state, on_error, n_jobs
+    store, listing, batch_size, pixels, dtype, shuffle, random_state, on_error, n_jobs
 ):
     mode, size, resize = pixels
-    base = listing.base
+    where = store.display(listing.base)
     relpaths, codes = listing.ordered()
-    prefix = f"{base}{os.sep}"
-    paths = [prefix + p for p in relpaths]
+    paths = [where + store.sep + p for p in relpaths]
     if shuffle:
         order = _random_permutation(len(paths), random_state)
         paths = [paths[i] for i in order]
         codes = codes[order]
+    sizes = store.sizes(paths)
     target = listing.target_names[codes]
     decoder = BatchDecoder(
         mode=mode,
@@ -589,11 +629,15 @@ def _iter_batches(
         resize=resize,
         on_error=on_error,
         n_jobs=n_jobs,
-        where=str(base),
+        where=where,
+        store=store,
     )
     all_skipped = _special_files(listing, on_error)
     for a in range(0, len(paths), batch_size):
-        u8, keep, skipped, _ = decoder.decode(paths[a : a + batch_size])
+        batch_sizes = None if sizes is None else sizes[a : a + batch_size]
+        u8, keep, skipped, _ = decoder.decode(
+            paths[a : a + batch_size], sizes=batch_sizes
+        )
         all_skipped.extend(skipped)
         y = target[a : a + batch_size]
         if keep is not None:
@@ -604,7 +648,7 @@ def _iter_batches(
         _warn_skipped(all_skipped, stacklevel=2)
 
 
-def list_classes(root, *, split=None, extensions=None):
+def list_classes(root, *, split=None, extensions=None, storage_options=None):
     """Return the class labels of an image folder, in load order.
 
     The same labels, in the same order, as the ``target_names`` that
@@ -615,12 +659,19 @@ def list_classes(root, *, split=None, extensions=None):
     Parameters
     ----------
     root : str or path-like
-        The folder holding the class folders, or the split folders.
+        The folder holding the class folders, or the split folders: a path,
+        or a URL of any fsspec file system (``s3://bucket/prefix``,
+        ``gs://bucket/prefix``, ``memory://name``, ``file://...``; see
+        ``storage_options``).
     split : str, default=None
         Name of the split folder when ``root`` holds splits.
     extensions : list of str, default=None
         File extensions to treat as images (used to tell class folders from
         split folders).
+    storage_options : dict, default=None
+        Options for the fsspec file system of a URL ``root`` (credentials, an
+        endpoint, ``anon=True``, ...), as pandas and dask take them. ``s3://``
+        needs s3fs and ``gs://`` gcsfs (``pip install sk_template[cloud]``).
 
     Returns
     -------
@@ -638,4 +689,5 @@ def list_classes(root, *, split=None, extensions=None):
     array([ 2,  7, 10])
     >>> tmp.cleanup()
     """
-    return list_class_names(root, split=split, extensions=extensions)
+    store, root = open_store(root, storage_options)
+    return list_class_names(root, split=split, extensions=extensions, store=store)
