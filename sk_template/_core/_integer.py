@@ -189,23 +189,28 @@ class IntegerCentroids:
         return self.complete(self.partial(x8), x8)
 
     # ------------------------------------------------------------- margins
-    def limit(self, nearest, error, a, b):
+    def limit(self, nearest, error, a, b, sq_rows=None):
         """Per row, a value of ``e`` above which a class is neither nearer
         than the row's nearest (``nearest``, its computed ``e``) nor tied with
         it in probability, however ``e`` and the squared distances round:
         ``a`` and ``b`` from :meth:`Posterior.squared_tie_margin`, ``error``
-        the bound on each class's ``e``.
+        the bound on each class's ``e``, ``sq_rows`` the rows' ``|x'|^2``
+        (float64) if known.
 
         A class nearer, or tied, has ``|x'|^2 + e_k <= a (|x'|^2 + e) + b``
         in exact terms, so ``e_k <= e + (a - 1) |e| + (a - 1) |x'|^2 + b``,
         with ``|x'|^2`` at most :attr:`max_sq_row`; computed, each side is
         off by ``error``, the squared distances the other methods compute by
-        a float32 rounding more, and this limit by the three float32
-        roundings of its own computation: ``8 u`` of everything covers them.
+        a float32 rounding more, and this limit by the float32 roundings of
+        its own computation: ``8 u`` of everything covers them.
         """
-        base = (a - 1) * self.max_sq_row + b + 2.001 * error
-        constant = base + 8 * _UNIT * (self.max_sq_row + base)
+        base = b + 2.001 * error
         scale = (a - 1) + 8 * _UNIT
+        if sq_rows is None:
+            base += (a - 1) * self.max_sq_row
+            constant = base + 8 * _UNIT * (self.max_sq_row + base)
+        else:
+            constant = sq_rows.mul(scale).add_(base * (1 + 8 * _UNIT)).float()
         return nearest.abs().mul_(scale).add_(constant).add_(nearest)
 
     def squared(self, e, sq_rows):

@@ -118,10 +118,11 @@ def _integer_labels(digits, x8, start, a, b, doubts, workspace):
         x8 = x8.index_select(0, flagged)
         e = digits.complete(e.index_select(0, flagged), x8)
         nearest, index[flagged] = e.min(dim=1)
-        limit = digits.limit(nearest, digits.error_three, a, b)
+        sq_rows = digits.squared_norms(x8, workspace)  # a closer tie margin
+        limit = digits.limit(nearest, digits.error_three, a, b, sq_rows)
         _, doubt = rows_within(e, 1, limit, workspace)
         if doubt.numel():
-            sq_rows = digits.squared_norms(x8.index_select(0, doubt), workspace)
+            sq_rows = sq_rows.index_select(0, doubt)
             d2, margin = digits.squared(e.index_select(0, doubt), sq_rows)
             doubts.add(flagged[doubt] + start, d2, margin)
     return index
