@@ -310,17 +310,18 @@ class NearestMeanImageClassifier(
 
     **Chunking.**  ``X`` goes to the device ``batch_size`` rows at a time in
     its stored dtype and is upcast there: uint8 images are never copied whole
-    into floating point.  bool, 8-bit integers, float16, bfloat16 and float32
-    are computed in float32, the rest (float64, and 16-, 32- and 64-bit
-    integers, whose squares float32 cannot sum exactly) in float64; each
-    chunk's class sums are taken in that dtype, and accumulated in float64
-    (float32 on MPS).  For integer images the chunk sums are exact, so
-    :meth:`partial_fit`,
-    ``batch_size`` and fitting across workers give bit for bit the model
-    :meth:`fit` gives; for float32 input they agree to float32 rounding
-    (within rows-per-chunk * 2**-24 times the data's range).  Each
-    chunk's distances are turned there into what the method returns (labels,
-    probabilities, scores) and only that comes back to the host.
+    into floating point.  Fitting sums each chunk's rows per class, and their
+    squares, in float64 (float32 on MPS), except unweighted 8-bit integers
+    and bool, whose sums float32 holds exactly; the chunk sums are
+    accumulated in float64.  For integer images every sum is exact, so
+    :meth:`partial_fit`, ``batch_size``, fitting across workers and integer
+    ``sample_weight`` (against repeated rows) give bit for bit the model
+    :meth:`fit` gives; for float input they agree to float64 rounding.
+    Predicting computes bool, 8-bit integers, float16, bfloat16 and float32
+    in float32, the rest (float64, and 16-, 32- and 64-bit integers) in
+    float64.  Each chunk's distances are turned there into what the method
+    returns (labels, probabilities, scores) and only that comes back to the
+    host.
 
     Examples
     --------

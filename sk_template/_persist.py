@@ -42,6 +42,7 @@ import math
 import os
 import pickletools
 import stat
+import sys
 import warnings
 import zipfile
 import zlib
@@ -650,6 +651,13 @@ def _read_member(zf, info, shape, fortran, dtype, offset, nbytes):
             done += len(chunk)
         if fp.read(1):  # the end, which also checks the CRC
             raise _Corrupt(f"member {info.filename!r} is longer than declared")
+    if flat.dtype.kind == "U" and flat.size:
+        # numpy stores text as UTF-32 code units and reads back any 32-bit
+        # value; one past U+10FFFF is no character, and turning it into a
+        # Python str raises SystemError.
+        units = flat.view(flat.dtype.byteorder.replace("|", "=") + "u4")
+        if units.max(initial=0) > sys.maxunicode:
+            raise _Corrupt(f"member {info.filename!r} holds text that is not Unicode")
     if fortran:
         return flat.reshape(shape[::-1]).T
     return flat.reshape(shape)

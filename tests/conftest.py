@@ -8,6 +8,32 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Scripts, not tests: the fuzz harnesses (they need atheris, the ``fuzz``
+# extra) and the stress scripts are run by hand and by CI, not collected,
+# not even for doctests.
+collect_ignore_glob = ["fuzz/*", "stress/*"]
+
+# Property tests (test_properties.py): small and reproducible by default, so
+# that CI is deterministic; ``--hypothesis-profile=long`` searches far more,
+# from fresh random seeds.
+settings.register_profile(
+    "ci",
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "long",
+    max_examples=3000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+settings.load_profile("ci")
 
 # The real MNIST (four gzipped IDX files), beside the project root.
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"

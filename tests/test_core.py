@@ -56,29 +56,32 @@ def test_uint8_sums_stay_exact_past_65536_rows_of_one_class():
 
 
 def _chunked_float_sums(X, y, n_classes, rows):
-    """Per-chunk float32 class sums added into float64 totals."""
+    """Per-chunk float64 class sums (about the first row) added into float64
+    totals."""
     total = np.zeros((n_classes, X.shape[1]))
     shift = X[0].astype(np.float64)
     for start in range(0, len(X), rows):
-        chunk = X[start : start + rows] - shift.astype(np.float32)
+        chunk = X[start : start + rows] - shift
         labels = torch.as_tensor(y[start : start + rows])
-        part = torch.zeros((n_classes, X.shape[1]))
+        part = torch.zeros((n_classes, X.shape[1]), dtype=torch.float64)
         part.index_add_(0, labels, torch.tensor(chunk))
-        total += part.double().numpy()
+        total += part.numpy()
     return total
 
 
 @pytest.mark.parametrize("batch_size", [11, 64, 1_000])
 def test_float_class_sums_keep_their_rounding_with_many_classes(batch_size):
-    # Each chunk's class sums are float32, added into float64: only the
-    # classes a chunk holds are touched, with the same result as adding the
-    # whole (n_classes, n_features) partial sum every chunk.
+    # float32 input is summed in float64 (a float32 sum of its rows rounds,
+    # and so do their squares), each chunk's class sums added into the
+    # totals: only the classes a chunk holds are touched, with the same
+    # result as adding the whole (n_classes, n_features) partial sum every
+    # chunk.
     X, y = many_classes()
     X = X.astype(np.float32) / 7
     stats = class_stats(X, y, 300, device=CPU, batch_size=batch_size)
     assert_array_equal(stats.sums, _chunked_float_sums(X, y, 300, batch_size))
     means = np.stack([X[y == k].astype(np.float64).mean(axis=0) for k in range(300)])
-    assert_allclose(stats.means(), means, rtol=1e-6)
+    assert_allclose(stats.means(), means, rtol=1e-13)
 
 
 def test_weighted_class_sums_with_many_classes():

@@ -1,5 +1,6 @@
 """load_image_folder and friends on small folders written by the tests."""
 
+import gzip
 import os
 from pathlib import Path
 
@@ -474,6 +475,55 @@ def test_idx_errors_name_the_file(tmp_path):
         read_idx(tmp_path / "long")
     with pytest.raises(ValueError, match="IDX stores"):
         write_idx(tmp_path / "x", np.zeros(3, dtype=np.uint64))
+
+
+# Found by tests/fuzz/fuzz_idx.py: a gzip member whose deflate data is
+# damaged made zlib raise zlib.error, which read_idx let through.
+CORRUPT_DEFLATE = (
+    bytes.fromhex("1f8b0800000000")
+    + b"\x95" * 121
+    + bytes.fromhex("0004036360e06464606060fecfc00800bcaca4d00b000000")
+)
+
+
+def test_idx_corrupt_deflate_data_is_a_value_error(tmp_path):
+    path = tmp_path / "damaged-idx1-ubyte.gz"
+    path.write_bytes(CORRUPT_DEFLATE)
+    with pytest.raises(ValueError, match="damaged-idx1-ubyte.gz.*corrupt gzip"):
+        read_idx(path)
+
+
+def test_idx_gzip_bomb_is_refused_before_it_is_read(tmp_path):
+    # 64 MiB of zeros behind a header that says so, gzipped to 64 KiB: it
+    # would take 64 MiB (then twice that) for a 64 KiB file.  Refused from
+    # the header, before any of it is decompressed past it.
+    header = b"\0\0\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (2**16, 32, 32))
+    bomb = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as f:
+        f.write(header)
+        for _ in range(64):
+            f.write(bytes(2**20))
+    assert bomb.stat().st_size < 2**17
+    with pytest.raises(ValueError, match="bomb.*refused.*guard against gzip bombs"):
+        read_idx(bomb)
+    # Within the bound the file is read (MNIST's expand 2x to 5x), and the
+    # bound does not apply once it is decompressed.
+    images = RNG.integers(0, 256, (2**10, 32, 32), dtype=np.uint8)
+    images[:, :8] = 0
+    for name in ("images-idx3-ubyte.gz", "images-idx3-ubyte"):
+        np.testing.assert_array_equal(
+            read_idx(write_idx(tmp_path / name, images)), images
+        )
+    with gzip.open(bomb) as f:
+        (tmp_path / "bomb-idx3-ubyte").write_bytes(f.read())
+    assert read_idx(tmp_path / "bomb-idx3-ubyte").shape == (2**16, 32, 32)
+
+
+def test_idx_header_past_a_plain_file_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(b"\0\0\x0e\x03" + b"\xff\xff\xff\xff" * 3 + b"\0" * 8)
+    with pytest.raises(ValueError, match="huge.*truncated.*more than the file"):
+        read_idx(path)
 
 
 def test_iter_image_folder_size_mismatch_in_a_later_batch(many):

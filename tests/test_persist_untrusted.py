@@ -396,3 +396,31 @@ def test_zero_byte_dtypes_are_refused_by_name(tmp_path, model_file, descr, name)
     assert f"corrupt model file: {name} has dtype {np.dtype(descr)}" in message
     assert "0 bytes" in message
     assert peak < 50 * 2**20
+
+
+# Found by tests/fuzz/fuzz_model_file.py: numpy reads any 32-bit value as a
+# code unit of a "<U" array, and one past U+10FFFF made str() of it (the
+# format marker, the parameters, the labels, the feature names) raise
+# SystemError out of load_model.
+@pytest.mark.parametrize("name", ["format", "params", "classes", "feature_names_in"])
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_text_past_unicode_is_refused_by_name(tmp_path, digits, name, byteorder):
+    import pandas as pd
+
+    X, y = digits
+    frame = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(X.shape[1])])
+    source = save_model(
+        NearestMeanImageClassifier().fit(frame, y.astype(str)), tmp_path / "m.npz"
+    )
+    value = _members(source)[name]
+    text = value.astype(value.dtype.newbyteorder(byteorder)).reshape(-1)
+    units = text.view(byteorder + "u4").copy()
+    units[0] = 0x110000
+    bad = units.view(text.dtype).reshape(value.shape)
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, bad)
+    path = _with_member(tmp_path / "bad.npz", source, name, buffer.getvalue())
+    with pytest.raises(
+        ValueError, match=f"'{name}.npy' holds text that is not Unicode"
+    ):
+        load_model(path)

@@ -16,7 +16,7 @@ import torch
 from ._buffers import Workspace
 from ._checks import is_tensor
 from ._chunks import BLOCK, MAX_EXACT_ROWS, batch_rows, iter_chunks
-from ._devices import accumulator_dtype, compute_dtype
+from ._devices import accumulator_dtype
 
 
 @dataclass
@@ -159,14 +159,20 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
     """
     n_features = X.shape[1]
     acc = accumulator_dtype(device)
-    dtype = compute_dtype(X, device)
+    # Chunks are summed in float32 only where its sums are exact (unweighted
+    # 8-bit images), else in the float64 accumulator itself: a weight, the
+    # square of a float32 value and a sum of float32 rows all need more bits
+    # than float32 has, and the within-class scatter (sq_sums less the
+    # between-class part) cancels their rounding into garbage when the
+    # classes lie far apart relative to their spread.
+    exact = sample_weight is None and _sums_exactly(X)
+    dtype = torch.float32 if exact else acc
     shift = _reference_row(X)
     shift_t = torch.as_tensor(shift, dtype=dtype).to(device) if shift.any() else None
     weights = torch.zeros(n_classes, dtype=acc, device=device)
     sq_sums = torch.zeros(n_features, dtype=acc, device=device)
     rows = batch_rows(batch_size, n_features, device=device, fit=True)
     rows = min(rows, MAX_EXACT_ROWS, X.shape[0])
-    exact = sample_weight is None and _sums_exactly(X, dtype)
     sums = _ClassSums(
         n_classes, n_features, dtype=dtype, acc=acc, device=device, exact=exact
     )
@@ -195,7 +201,7 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
                 torch.mul(chunk, chunk, out=squares)
                 wc = sample_weight[start:stop].to(device, acc)
                 weights.index_add_(0, yc, wc)
-                wc = wc.to(dtype)[:, None]
+                wc = wc[:, None]
                 chunk.mul_(wc)
                 squares.mul_(wc)
                 sums.add(yc, chunk)
@@ -208,11 +214,10 @@ def class_stats(X, y, n_classes, sample_weight=None, *, device, batch_size):
     )
 
 
-def _sums_exactly(X, dtype):
-    """Whether sums of up to ``MAX_EXACT_ROWS`` rows of ``X`` are exact in
-    ``dtype``: integers of at most 8 bits (images) in float32."""
-    if dtype != torch.float32:
-        return False
+def _sums_exactly(X):
+    """Whether float32 sums of up to ``MAX_EXACT_ROWS`` rows of ``X``, and
+    of ``BLOCK`` of their squares, are exact: integers of at most 8 bits
+    (images)."""
     if is_tensor(X):
         return X.dtype in (torch.uint8, torch.int8, torch.bool)
     dt = np.dtype(X.dtype)
@@ -222,16 +227,17 @@ def _sums_exactly(X, dtype):
 class _ClassSums:
     """Per-class sums of rows, at a cost per chunk that grows with the chunk.
 
-    Rows are added into a partial sum in the compute dtype (one
-    ``index_add_``), which is added into the float64 total:
+    Rows are added into a partial sum (one ``index_add_``), which is added
+    into the float64 total:
 
-    * ``exact=True`` (8-bit integers, unweighted): every partial sum is an
-      integer below 2**24, exact in float32, so partial sums are carried over
-      ``MAX_EXACT_ROWS`` rows and the whole ``(n_classes, n_features)``
-      partial is added to the total once per 65,536 rows.
-    * otherwise each chunk's partial sum goes into the total, as its own
-      rounding requires -- only the rows of the classes the chunk holds
-      (at most one per row of the chunk).
+    * ``exact=True`` (8-bit integers, unweighted, in float32): every partial
+      sum is an integer below 2**24, exact in float32, so partial sums are
+      carried over ``MAX_EXACT_ROWS`` rows and the whole ``(n_classes,
+      n_features)`` partial is added to the total once per 65,536 rows.
+    * otherwise (rows in the accumulator dtype) each chunk's partial sum goes
+      into the total -- only the rows of the classes the chunk holds (at most
+      one per row of the chunk): summing by chunks rounds less than adding
+      every row to a running total.
     """
 
     def __init__(self, n_classes, n_features, *, dtype, acc, device, exact):

@@ -27,6 +27,7 @@ public names are imported on first use.
 # SPDX-License-Identifier: BSD-3-Clause
 
 import importlib
+import sys
 
 __all__ = [
     "build_parser",
@@ -58,7 +59,8 @@ def main(argv=None):
     argv : list of str, default=None
         The arguments, without the program name; ``None`` means
         ``sys.argv[1:]``, and that this process is the command: once the
-        command is done, Ctrl-C is ignored so it cannot disturb the exit.
+        command is done, Ctrl-C, SIGTERM and SIGHUP are ignored so that they
+        cannot disturb the exit.
 
     Returns
     -------
@@ -69,19 +71,29 @@ def main(argv=None):
         while the command is still importing its libraries; 143 (SIGTERM) and
         129 (SIGHUP) likewise.
     """
-    from ._signals import handling_interrupts, interrupted, report
+    try:
+        from ._signals import handling_interrupts, interrupted, report
+    except KeyboardInterrupt:  # before the command's handler is in place
+        print("sk-template: interrupted", file=sys.stderr, flush=True)
+        return 130
+    try:
+        with handling_interrupts(program=argv is None):
+            try:
+                from ._main import main as run
 
-    with handling_interrupts(program=argv is None):
-        try:
-            from ._main import main as run
-
-            return run(argv)
-        except KeyboardInterrupt:
-            return report()
-        except BaseException:
-            if interrupted():  # the interrupt, turned into another exception
+                code = run(argv)
+            except KeyboardInterrupt:
                 return report()
-            raise
+            except BaseException:
+                if interrupted():  # the interrupt, turned into another exception
+                    return report()
+                raise
+            # A signal that came during the last import, and was waiting
+            # for it to end, ends the command (see _signals).
+            return report() if interrupted() else code
+    except KeyboardInterrupt:
+        # A signal while the handlers were being put back.
+        return report()
 
 
 def __getattr__(name):
