@@ -106,9 +106,10 @@ def compute_dtype(X, device):
     :func:`~sk_template._core.class_stats`).
 
     float32 for 8-bit integers and bool (uint8 images above all: half the
-    work and memory of float64), float16 and float32; float64 for the rest (float64, and 16-, 32- and 64-bit integers,
-    whose squares float32 cannot sum exactly: 255**2 * 256 rows is below
-    2**24, 65535**2 is not), as scikit-learn keeps float64 precision.  MPS
+    work and memory of float64), float16 and float32; float64 for the rest
+    (float64, and 16-, 32- and 64-bit integers, whose squares float32 cannot
+    sum exactly: 255**2 * 256 rows is below 2**24, 65535**2 is not), as
+    scikit-learn keeps float64 precision.  MPS
     has only float32.
     """
     if device.type == "mps":
