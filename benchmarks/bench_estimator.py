@@ -24,9 +24,14 @@ Sample output (2-core AMD EPYC, torch 2.13 CPU, scikit-learn 1.9)::
     euclidean  fit        0.0112   NearestCentroid.fit     0.1404   12.5x
     ...
 
+The Manhattan kernel is compiled on first use (``--compile 1``, the
+default here: the runs after the warm-up are a process's steady state);
+``--compile auto`` is what a program gets by default (see the README).
+
 Usage::
 
     python benchmarks/bench_estimator.py [--repeat 7] [--random] [--device cpu]
+                                         [--compile {1,auto,0}]
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -198,7 +203,14 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--random", action="store_true", help="use random data")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--compile",
+        default="1",
+        choices=["1", "auto", "0"],
+        help="SK_TEMPLATE_COMPILE for the run (default 1: compile on first use)",
+    )
     args = parser.parse_args(argv)
+    os.environ["SK_TEMPLATE_COMPILE"] = args.compile
     warnings.filterwarnings("ignore", message=".*zero standard deviation.*")
 
     source, X_train, y_train, X_test, y_test = load_data(args.random)
@@ -207,7 +219,11 @@ def main(argv=None):
         f"{len(X_test)} test), repeat={args.repeat}, "
         f"threads={torch.get_num_threads()}, device={args.device}"
     )
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}")
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__} "
+        f"(kernels: {torch.backends.cpu.get_cpu_capability()}); "
+        f"SK_TEMPLATE_COMPILE={args.compile}"
+    )
     rows = []
     for metric in METRICS:
         rows += bench_metric(metric, args, X_train, y_train, X_test, y_test)

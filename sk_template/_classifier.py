@@ -241,9 +241,11 @@ class NearestMeanImageClassifier(
 
     batch_size : int or "auto", default="auto"
         Rows per chunk.  ``"auto"`` picks about 4 MiB of float32 per chunk
-        on a CPU (8 MiB on a GPU), and at most 2**22 distances (16 MiB in
-        float32, 32 MiB as the float64 the probabilities are computed in;
-        fewer rows for many classes).
+        on a CPU (1 MiB to fit, which stays in cache; 16 MiB of the uint8
+        rows whose euclidean distances are integer products; 8 MiB on a
+        GPU), and at most 2**22 distances (16 MiB in float32, 32 MiB as the
+        float64 the probabilities are computed in; fewer rows for many
+        classes).
 
     Attributes
     ----------

@@ -824,7 +824,7 @@ def test_large_integers_are_computed_in_float64():
 
 def _distance_errors(metric, X, clf):
     """|ours - pairwise_distances in float64|, over the README's scale."""
-    from sk_template._core import _expansion_error
+    from sk_template._core._refine import expansion_error as _expansion_error
 
     ours = clf.transform(X)
     ref = pairwise_distances(X.astype(np.float64), clf.centroids_, metric=metric)
@@ -914,7 +914,7 @@ def test_float32_centroids_are_within_the_documented_bound(batch_size):
     X = rng.rand(20_000, 16).astype(np.float32)
     y = rng.randint(0, 3, size=len(X))
     w = rng.randint(0, 4, size=len(X))
-    rows = min(batch_rows(batch_size, X.shape[1]), 65536, len(X))
+    rows = min(batch_rows(batch_size, X.shape[1], fit=True), 65536, len(X))
     bound = rows * 2.0**-24 * np.abs(X - X[0]).max()
     Xd = X.astype(np.float64)
     exact = np.stack([Xd[y == k].mean(axis=0) for k in range(3)])
@@ -1000,6 +1000,11 @@ def test_auto_chunks_shrink_for_wide_images():
     # Twice as many on a GPU, where a chunk must keep the device busy.
     assert batch_rows("auto", 784, device="cuda") == 2560
     assert batch_rows("auto", 224 * 224 * 3, device="cuda") == 13
+    # fit on a CPU: about 1 MiB of float32, which stays in cache, but at
+    # least 64 rows; on a GPU as predict.
+    assert batch_rows("auto", 784, fit=True) == 256
+    assert batch_rows("auto", 224 * 224 * 3, fit=True) == 64
+    assert batch_rows("auto", 784, device="cuda", fit=True) == 2560
 
 
 def test_failed_fit_leaves_the_previous_model_usable():

@@ -12,6 +12,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sk_template import _core
 from sk_template._core import (
     Centroids,
+    _buffers,
+    _chunks,
+    _integer,
+    _manhattan,
+    _predict,
     batch_rows,
     class_stats,
     pairwise_distances,
@@ -103,11 +108,12 @@ def _manhattan_one_class_at_a_time(chunk, C):
 def test_manhattan_tiles_equal_one_class_at_a_time(monkeypatch, tile):
     # Tiles of one value, of one row by one class, of ragged rows and
     # classes, and of the whole chunk: the same sums, bit for bit.
-    monkeypatch.setitem(_core._TILE_ELEMENTS, "cpu", tile)
+    monkeypatch.setitem(_manhattan.TILE_ELEMENTS, "cpu", tile)
     rng = np.random.default_rng(0)
     chunk = torch.tensor(rng.normal(0, 50, (61, 50)), dtype=torch.float32)
     C = torch.tensor(rng.normal(0, 50, (301, 50)), dtype=torch.float32)
-    tiled = _core._sum_of_minima(chunk, C)
+    with _buffers.Workspace() as workspace:
+        tiled = _manhattan.sum_of_minima(chunk, C, workspace)
     assert torch.equal(tiled, _manhattan_one_class_at_a_time(chunk, C))
 
 
@@ -153,7 +159,7 @@ def test_auto_chunks_bound_the_distances_of_many_classes():
     assert batch_rows("auto", 784, 10) == 1280  # the feature budget decides
     for n_classes in (1_000, 10_000, 100_000):
         rows = batch_rows("auto", 784, n_classes)
-        assert rows * n_classes <= _core._AUTO_DISTANCE_ELEMENTS
+        assert rows * n_classes <= _chunks.AUTO_DISTANCE_ELEMENTS
     assert batch_rows(100, 784, 100_000) == 100  # an explicit size is kept
 
 
@@ -197,20 +203,26 @@ def _random_rows(n_rows, n_features, n_classes, seed=0):
 
 def _spy_doubts(monkeypatch):
     rows = []
-    add = _core._Doubts.add
+    add = _predict._Doubts.add
 
-    def spy(self, start, doubt, d2, bound):
-        rows.append(len(doubt))
-        return add(self, start, doubt, d2, bound)
+    def spy(self, where, values, margin):
+        rows.append(len(where))
+        return add(self, where, values, margin)
 
-    monkeypatch.setattr(_core._Doubts, "add", spy)
+    monkeypatch.setattr(_predict._Doubts, "add", spy)
     return rows
 
 
+# The two ways euclidean predict reads rows: uint8 rows on a CPU by integer
+# products (_integer), the same values as float32 by the float32 expansion.
+PATHS = {"integer": lambda X: X, "float": lambda X: X.astype(np.float32)}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
 @pytest.mark.parametrize("n_classes", [1, 2, 10, 300])
 @pytest.mark.parametrize("batch_size", [7, 333, "auto"])
 def test_predict_labels_equal_the_reduction_of_every_distance(
-    monkeypatch, n_classes, batch_size
+    monkeypatch, n_classes, batch_size, path
 ):
     # predict_labels decides most rows from their smallest squared distance
     # and sends the others through the full reduction: the labels must be
@@ -222,7 +234,9 @@ def test_predict_labels_equal_the_reduction_of_every_distance(
     X[:n_classes] = np.rint(centroids).astype(np.uint8)
     if n_classes >= 2:
         centroids[1] = centroids[0]
+    X = PATHS[path](X)
     prepared = Centroids(centroids, "euclidean", CPU, torch.float32)
+    assert (_integer.integer_centroids(X, prepared) is not None) == (path == "integer")
     posterior = _posterior(centroids)
     full = pairwise_distances(
         X, prepared, batch_size=batch_size, reduce=posterior.predict
@@ -235,22 +249,25 @@ def test_predict_labels_equal_the_reduction_of_every_distance(
         assert not (labels == 1).any()  # the first of the tied twins
 
 
-def test_predict_labels_resolve_in_bounded_batches(monkeypatch):
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_predict_labels_resolve_in_bounded_batches(monkeypatch, path):
     # The rows set aside are resolved whenever their distances reach a
     # chunk's budget, and at the end: the same labels either way.
     X, centroids = _random_rows(3_000, 784, 20)
+    centroids[1] = centroids[0]  # rows in doubt in both paths
+    X = PATHS[path](X)
     prepared = Centroids(centroids, "euclidean", CPU, torch.float32)
     posterior = _posterior(centroids)
     expected = _core.predict_labels(X, prepared, posterior, batch_size=100)
     flushes = []
-    flush = _core._Doubts._flush
+    flush = _predict._Doubts._flush
 
     def spy(self):
         flushes.append(self.size)
         return flush(self)
 
-    monkeypatch.setattr(_core._Doubts, "_flush", spy)
-    monkeypatch.setattr(_core, "_AUTO_DISTANCE_ELEMENTS", 40)  # two rows
+    monkeypatch.setattr(_predict._Doubts, "_flush", spy)
+    monkeypatch.setattr(_predict, "AUTO_DISTANCE_ELEMENTS", 40)  # two rows
     labels = _core.predict_labels(X, prepared, posterior, batch_size=100)
     assert_array_equal(labels, expected)
     # A flush as soon as the budget is reached: at most one chunk's rows
@@ -310,40 +327,60 @@ def test_squared_tie_margin_covers_the_tie_distance(dtype):
 
 
 # ------------------------------------------------------------------ buffers
-def test_buffer_pool_reuses_a_buffer_between_calls():
-    pool = _core._BufferPool(keep_bytes=2**20)
-    with pool.take(1_000, torch.float32, CPU) as first:
-        pointer = first.data_ptr()
-        assert first.numel() == 1_000
-    with pool.take(500, torch.float32, CPU) as second:
-        assert second.data_ptr() == pointer  # the same memory, not faulted again
-        with pool.take(500, torch.float32, CPU) as inner:
-            assert inner.data_ptr() != pointer  # a caller at a time
-    with pool.take(500, torch.float64, CPU) as other:
-        assert other.data_ptr() != pointer  # one dtype's buffers only
+def _workspace(pool):
+    return _buffers.Workspace(pool)
+
+
+def test_workspaces_reuse_a_buffer_between_calls():
+    pool = _buffers.BufferPool(keep_bytes=2**20)
+    with _workspace(pool) as first:
+        buffer = first.get("chunk", (10, 100), torch.float32, CPU)
+        pointer = buffer.data_ptr()
+        assert buffer.shape == (10, 100)
+        # The same name again: the same memory, whatever the shape.
+        assert first.get("chunk", 500, torch.float32, CPU).data_ptr() == pointer
+        assert first.get("other", 5_000, torch.float32, CPU).data_ptr() != pointer
+    with _workspace(pool) as second:
+        # The next call gets the memory back, not faulted in again (the
+        # smallest kept buffer large enough).
+        assert second.get("mask", 500, torch.float32, CPU).data_ptr() == pointer
+        with _workspace(pool) as inner:
+            # A workspace at a time: a call inside another gets its own.
+            assert inner.get("mask", 500, torch.float32, CPU).data_ptr() != pointer
+    with _workspace(pool) as other:
+        # One dtype's buffers only.
+        assert other.get("chunk", 500, torch.float64, CPU).data_ptr() != pointer
+
+
+def test_a_workspace_grows_a_buffer_and_gives_the_smaller_back():
+    pool = _buffers.BufferPool(keep_bytes=2**20)
+    with _workspace(pool) as workspace:
+        small = workspace.get("mask", 100, torch.bool, CPU).data_ptr()
+        large = workspace.get("mask", (30, 100), torch.bool, CPU)
+        assert large.shape == (30, 100) and large.data_ptr() != small
+        assert [b.data_ptr() for b in pool._free[torch.bool]] == [small]
+    assert len(pool._free[torch.bool]) == 2
 
 
 def test_buffer_pool_keeps_little():
-    pool = _core._BufferPool(keep_bytes=4_000, keep_count=2)
-    with pool.take(2_000, torch.float32, CPU):  # 8,000 bytes
-        pass
+    pool = _buffers.BufferPool(keep_bytes=4_000, keep_count=2)
+    with _workspace(pool) as workspace:
+        workspace.get("big", 2_000, torch.float32, CPU)  # 8,000 bytes
     assert pool._free.get(torch.float32, []) == []
-    with (
-        pool.take(10, torch.float32, CPU),
-        pool.take(20, torch.float32, CPU),
-        pool.take(30, torch.float32, CPU),
-    ):
-        pass
+    with _workspace(pool) as workspace:
+        for size in (10, 20, 30):
+            workspace.get(f"b{size}", size, torch.float32, CPU)
     assert sorted(b.numel() for b in pool._free[torch.float32]) == [20, 30]
 
 
 def test_buffer_pool_gives_threads_their_own_buffers():
-    pool = _core._BufferPool(keep_bytes=2**20)
+    pool = _buffers.BufferPool(keep_bytes=2**20)
     barrier = threading.Barrier(4)
     pointers = []
 
     def work():
-        with pool.take(1_000, torch.float32, CPU) as buffer:
+        with _workspace(pool) as workspace:
+            buffer = workspace.get("chunk", 1_000, torch.float32, CPU)
             barrier.wait()  # all four hold one at once
             pointers.append(buffer.data_ptr())
 
@@ -355,35 +392,37 @@ def test_buffer_pool_gives_threads_their_own_buffers():
     assert len(set(pointers)) == 4
 
 
-def test_predict_labels_read_a_bounded_share_of_x_again(monkeypatch):
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_predict_labels_read_a_bounded_share_of_x_again(monkeypatch, path):
     # Two classes with the same centroid put every row in doubt: the rows
     # read again from X for the exact path must come a budget at a time,
     # not all at once.
     taken = []
-    take = _core._take_rows
+    take = _predict.take_rows
 
     def spy(X, where):
         taken.append(len(where))
         return take(X, where)
 
-    monkeypatch.setattr(_core, "_take_rows", spy)
+    monkeypatch.setattr(_predict, "take_rows", spy)
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, size=(20_000, 784), dtype=np.uint8)
     centroids = np.repeat(X[:2].mean(axis=0, keepdims=True), 2, axis=0)
+    X = PATHS[path](X)
     prepared = Centroids(centroids, "euclidean", CPU, torch.float32)
     labels = _core.predict_labels(X, prepared, _posterior(centroids), batch_size=1_000)
     assert (labels == 0).all()  # the first of the tied twins
     assert sum(taken) == len(X)
-    budget = _core._AUTO_DISTANCE_ELEMENTS
+    budget = _chunks.AUTO_DISTANCE_ELEMENTS
     assert max(taken) * 784 <= budget + 1_000 * (784 + 2)
 
 
 def test_buffer_given_back_never_waits(monkeypatch):
     # A generator holding a pooled chunk buffer may be closed by the garbage
     # collector while this very thread holds the pool's lock (inside
-    # _take): giving its buffer back must not wait for the lock.
-    pool = _core._BufferPool(keep_bytes=2**30)
-    monkeypatch.setattr(_core, "_BUFFERS", pool)
+    # take): giving its buffer back must not wait for the lock.
+    pool = _buffers.BufferPool(keep_bytes=2**30)
+    monkeypatch.setattr(_buffers, "POOL", pool)
     chunks = _core.iter_chunks(
         np.zeros((10, 4), np.uint8), device=CPU, dtype=torch.float32, batch_size=5
     )
