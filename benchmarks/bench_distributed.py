@@ -47,7 +47,6 @@ Usage::
 import argparse
 import logging
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -59,6 +58,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from bench_estimator import cpu_name
 
 from sk_template import NearestMeanImageClassifier, fit_dask
 from sk_template.datasets import (
@@ -181,16 +181,6 @@ def in_process_run(root):
     predictions = model.predict(X)
     times["predict"] = time.perf_counter() - start
     return times, predictions
-
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main():

@@ -80,7 +80,6 @@ running)::
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -90,6 +89,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_estimator import cpu_name
 from PIL import Image
 
 from sk_template.datasets import (
@@ -237,16 +237,6 @@ def print_table(rows, seconds, baseline_name, baseline_label):
         print(
             f"{name:<{width}}  {seconds[name]:7.3f}  {ratio:>{3 + len(baseline_label)}}"
         )
-
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def mnist_section(args):

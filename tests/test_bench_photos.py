@@ -8,15 +8,17 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_load.py"
 
 
-def _bench():
+def _bench(monkeypatch):
+    # As when run as a script: its folder is on the path (bench_estimator).
+    monkeypatch.syspath_prepend(str(BENCH.parent))
     spec = importlib.util.spec_from_file_location("bench_load", BENCH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_a_half_made_photo_folder_is_rebuilt(tmp_path):
-    bench = _bench()
+def test_a_half_made_photo_folder_is_rebuilt(tmp_path, monkeypatch):
+    bench = _bench(monkeypatch)
     folder = bench.make_photos(tmp_path / "photos", 20, 1)
     photo = next((folder / "class0").iterdir())
     whole = photo.stat().st_size

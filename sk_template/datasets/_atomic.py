@@ -100,15 +100,19 @@ def _lock(fd, blocking=True):
 
 
 def _open_locked_dir(path):
-    """Create the folder ``path`` and return an fd holding its lock."""
+    """Create the folder ``path`` (a new, unique name) and return an fd
+    holding its lock; on any error, a Ctrl-C included, the folder is gone."""
     os.mkdir(path)
+    fd = None
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
+        _lock(fd)
+        return fd
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
         shutil.rmtree(path, ignore_errors=True)
         raise
-    _lock(fd)
-    return fd
 
 
 @contextlib.contextmanager
@@ -119,11 +123,14 @@ def open_temp(target, tag="tmp"):
     if the block raises, and left for the caller to rename otherwise.
     """
     tmp = temp_sibling(target, tag)
+    fd = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:  # name the file being written, not the temporary
-        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
-    try:
+        # Inside the try: a Ctrl-C landing just after the file is created
+        # removes it too (the name is new: nobody else's file).
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:  # name the file being written, not the temporary
+            raise type(exc)(exc.errno, exc.strerror, str(target)) from None
         _lock(fd)
         with open(fd, "wb", closefd=False) as f:
             yield tmp, f
@@ -131,7 +138,8 @@ def open_temp(target, tag="tmp"):
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        os.close(fd)  # releases the lock
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
 
 # ---------------------------------------------------------- abandoned ones
@@ -292,15 +300,19 @@ def building_dir(target):
     target = _folder_target(target)
     remove_abandoned(target.parent, target.name)
     tmp = temp_sibling(target)
-    fd = _open_locked_dir(tmp)
+    fd = None
     try:
+        # Inside the try: a Ctrl-C landing just after the folder is made
+        # removes it too (the name is new: nobody else's folder).
+        fd = _open_locked_dir(tmp)
         yield tmp
         replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 # -------------------------------------------------------------------- files
